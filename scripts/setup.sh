@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 TORCH_CPU_VERSION=2.13.0+cpu
+CHECKOV_VERSION=3.3.30
 # Where the CPU build of torch comes from when it is not already on a local wheel folder (pip's find-links).
 TORCH_CPU_INDEX_URL=${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 
@@ -17,6 +18,7 @@ install_system_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v promtool >/dev/null || missing+=(prometheus)
+  command -v kubectl >/dev/null || missing+=(kubectl)  # `kubectl kustomize` renders deploy/k8s
   [ ${#missing[@]} -eq 0 ] && return
   log "installing system packages: ${missing[*]}"
   local sudo=""
@@ -55,7 +57,17 @@ install_python() {
   fi
 }
 
+# checkov pins packaging<24 and networkx<2.7, which the project's .venv cannot take: it gets a venv of its own.
+install_deploy_tools() {
+  if [ ! -x .cache/deploy-tools/bin/checkov ]; then
+    log "installing checkov ${CHECKOV_VERSION} into .cache/deploy-tools"
+    "$PYTHON" -m venv .cache/deploy-tools
+    .cache/deploy-tools/bin/python -m pip install --quiet --disable-pip-version-check "checkov==${CHECKOV_VERSION}"
+  fi
+}
+
 install_system_packages
 install_node_tools
 install_python
+install_deploy_tools
 log "done: .venv, node_modules/.bin/buf, redis-server $(redis-server --version | awk '{print $3}')"
