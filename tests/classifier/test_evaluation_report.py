@@ -1,0 +1,40 @@
+"""The committed evaluation report is what the shipped artifact scores now, and it beats both baselines."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
+from services.classifier.evaluate import REPORTS_DIR, evaluate
+from services.classifier.train import DEFAULT_DATA_DIR
+
+pytestmark = pytest.mark.skipif(
+    not DEFAULT_DATA_DIR.is_dir(), reason=f"shared data not at {DEFAULT_DATA_DIR}"
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return evaluate(DEFAULT_DATA_DIR, DEFAULT_ARTIFACT_DIR, tmp_path_factory.mktemp("evaluation"))
+
+
+def test_committed_report_matches_a_fresh_evaluation(report: dict) -> None:
+    committed = json.loads((REPORTS_DIR / "evaluation.json").read_text())
+    assert committed["model_version"] == report["model_version"]
+    assert committed["figures"] == pytest.approx(report["figures"])
+    assert (REPORTS_DIR / "routing_curve.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("dataset", ["gsm8k", "mmlu"])
+def test_routing_beats_length_and_random(report: dict, dataset: str) -> None:
+    metrics = report["complexity"][dataset]
+    assert metrics["classifier"]["apgr"] > metrics["length_baseline"]["apgr"]
+    assert metrics["classifier"]["apgr"] > metrics["random_router"]["apgr"]
+    assert metrics["classifier"]["cpt_50"] < metrics["random_router"]["cpt_50"]
+    assert metrics["classifier"]["roc_auc"] > metrics["random_router"]["roc_auc"]
+
+
+def test_issue_targets(report: dict, tmp_path: Path) -> None:
+    assert report["figures"]["gsm8k_apgr"] >= 0.60
+    assert report["figures"]["intent_macro_f1"] > 1 / len(report["intent"]["per_intent"])  # far above chance

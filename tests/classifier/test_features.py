@@ -1,0 +1,76 @@
+"""Structure features, token features and the training matrix agree with hand counts."""
+
+import numpy as np
+import pytest
+
+from services.classifier.features import (
+    DENSE_FEATURES,
+    Featurizer,
+    dense_raw,
+    fit_dense_standardisation,
+    rows_to_csr,
+)
+
+MMLU_LIKE = "Which gas is most abundant?\nA. Oxygen\nB. Nitrogen\nC. Argon\nD. Carbon dioxide\nAnswer:"
+
+
+def _featurizer(vocab_size: int = 100, buckets: int = 64) -> Featurizer:
+    n = len(DENSE_FEATURES)
+    return Featurizer(vocab_size, buckets, np.zeros(n), np.ones(n))
+
+
+def _feature(text: str, name: str, n_tokens: int = 10, numeric_share: float = 0.0) -> float:
+    return dense_raw(text, n_tokens, numeric_share)[DENSE_FEATURES.index(name)]
+
+
+def test_answer_choices_and_stem() -> None:
+    assert _feature(MMLU_LIKE, "answer_choices") == 4
+    assert _feature(MMLU_LIKE, "log_stem_chars") == pytest.approx(
+        np.log1p(len("Which gas is most abundant?\n"))
+    )
+    assert _feature("Just a question?", "answer_choices") == 0
+
+
+def test_number_features() -> None:
+    text = "She sells 12 eggs at $2.50 each, 12 more at 3/4 price, a 10% discount."
+    assert _feature(text, "log_numbers") == pytest.approx(np.log1p(5))  # 12, 2.50, 12, 3/4, 10
+    assert _feature(text, "log_distinct_numbers") == pytest.approx(np.log1p(4))
+    assert _feature(text, "log_max_number") == pytest.approx(np.log1p(12))
+    assert _feature(text, "decimal_or_fraction_count") == 2
+    assert _feature(text, "percent_count") == 1
+
+
+def test_empty_text_has_finite_features() -> None:
+    assert all(np.isfinite(dense_raw("", 0, 0.0)))
+
+
+def test_token_features_are_unique_sorted_and_unit_norm() -> None:
+    featurizer = _featurizer()
+    columns, values = featurizer.token_features([5, 7, 5, 7, 9])
+    assert list(columns) == sorted(set(columns))
+    assert np.all(columns < featurizer.dense_offset)
+    assert set(columns[columns < 100]) == {5, 7, 9}  # unigrams
+    assert np.all(columns[columns >= 100] >= 100)  # bigrams hashed into their own block
+    assert float(values @ values) == pytest.approx(1.0)
+    empty_columns, empty_values = featurizer.token_features([])
+    assert empty_columns.size == 0 and empty_values.size == 0
+
+
+def test_csr_rows_match_the_serving_features() -> None:
+    featurizer = _featurizer()
+    ids = [[1, 2, 3], [4], []]
+    dense = np.arange(3 * len(DENSE_FEATURES), dtype=float).reshape(3, -1)
+    matrix = rows_to_csr(featurizer, ids, dense)
+    assert matrix.shape == (3, featurizer.n_features)
+    for row, token_ids in enumerate(ids):
+        columns, values = featurizer.token_features(token_ids)
+        expected = np.zeros(featurizer.n_features)
+        expected[columns] = values
+        expected[featurizer.dense_offset :] = dense[row]
+        np.testing.assert_allclose(matrix[row].toarray()[0], expected)
+
+
+def test_standardisation_keeps_constant_columns_finite() -> None:
+    mean, scale = fit_dense_standardisation(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    np.testing.assert_allclose(mean, [2.0, 5.0])
+    np.testing.assert_allclose(scale, [1.0, 1.0])
