@@ -1,0 +1,158 @@
+"""Output tokens/s through the gRPC InferenceWorker vs the same vLLM `AsyncLLM` called in-process, side by side.
+
+One run starts a worker process (`python -m services.worker`, tiny model "s", real vLLM) and, in this process, an
+`AsyncLLM` with the same engine arguments. For each concurrency (1, 16, 64 streams) it runs rounds alternately on
+each path (same prompts, greedy, every stream generating exactly `--max-output-tokens` tokens: raw prompts of the
+tiny model never emit end-of-sequence) and reports the median over rounds of total output tokens / wall time.
+
+Figures: `grpc_tokens_per_s_<c>`, `inprocess_tokens_per_s_<c>` and `grpc_over_inprocess_tokens_per_s_<c>` (the ratio
+of the medians; target >= 0.90 at 16 and 64).
+
+Run: `.venv/bin/python -m benchmarks.worker_stream [--rounds 5] [--max-output-tokens 256]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from benchmarks.results_io import write_results
+from quantmesh.common.v1 import common_pb2
+from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from services.worker.settings import WorkerSettings
+from services.worker.tiny_model import build_tiny_model
+from tests.fixtures.worker import MODEL_CACHE_DIR, start_worker
+
+CONCURRENCIES = (1, 16, 64)
+COUNTRIES = ("France", "Spain", "Italy", "Germany", "Japan", "Egypt", "Canada", "Peru")
+
+
+def _prompts(count: int) -> list[str]:
+    return [f"The capital of {COUNTRIES[i % len(COUNTRIES)]} is" for i in range(count)]
+
+
+async def _grpc_round(stub: worker_pb2_grpc.InferenceWorkerServiceStub, count: int, max_tokens: int) -> tuple[int, float]:
+    async def one(prompt: str) -> int:
+        received = 0
+        request = worker_pb2.GenerateRequest(
+            prompt=prompt, max_output_tokens=max_tokens, sampling=common_pb2.SamplingParams(temperature=0.0)
+        )
+        async for response in stub.Generate(request):
+            if response.HasField("chunk"):
+                received += len(response.chunk.token_ids)
+        return received
+
+    started = time.perf_counter()
+    tokens = await asyncio.gather(*(one(prompt) for prompt in _prompts(count)))
+    return sum(tokens), time.perf_counter() - started
+
+
+async def _inprocess_round(llm: Any, count: int, max_tokens: int, round_index: int) -> tuple[int, float]:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, output_kind=RequestOutputKind.DELTA)
+
+    async def one(index: int, prompt: str) -> int:
+        received = 0
+        ids = llm.get_tokenizer().encode(prompt)
+        (engine_input,) = llm.renderer.render_cmpl([{"prompt_token_ids": ids}])
+        async for output in llm.generate(engine_input, params, f"bench-{round_index}-{count}-{index}"):
+            received += len(output.outputs[0].token_ids)
+        return received
+
+    started = time.perf_counter()
+    tokens = await asyncio.gather(*(one(i, prompt) for i, prompt in enumerate(_prompts(count))))
+    return sum(tokens), time.perf_counter() - started
+
+
+def _inprocess_engine(model_dir: Path, settings: WorkerSettings) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(
+        AsyncEngineArgs(
+            model=str(model_dir),
+            max_model_len=settings.max_model_len,
+            max_num_seqs=settings.max_num_seqs,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            kv_cache_memory_bytes=settings.kv_cache_memory_bytes,
+            enforce_eager=True,
+            disable_log_stats=True,
+        )
+    )
+
+
+async def _run(model_dir: Path, address: str, rounds: int, max_tokens: int) -> tuple[dict[str, float], dict]:
+    defaults = WorkerSettings(model=str(model_dir), served_model_name="bench")
+    llm = await asyncio.to_thread(_inprocess_engine, model_dir, defaults)
+    figures: dict[str, float] = {}
+    details: dict[str, Any] = {"rounds": rounds, "max_output_tokens": max_tokens, "per_round": {}}
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = worker_pb2_grpc.InferenceWorkerServiceStub(channel)
+            await _grpc_round(stub, 4, 16)  # warm-up both paths
+            await _inprocess_round(llm, 4, 16, -1)
+            for count in CONCURRENCIES:
+                grpc_rates, inprocess_rates = [], []
+                for round_index in range(rounds):
+                    # Alternate which path goes first so drift in machine load hits both alike.
+                    order = ("grpc", "inprocess") if round_index % 2 == 0 else ("inprocess", "grpc")
+                    for path in order:
+                        if path == "grpc":
+                            tokens, elapsed = await _grpc_round(stub, count, max_tokens)
+                            grpc_rates.append(tokens / elapsed)
+                        else:
+                            tokens, elapsed = await _inprocess_round(llm, count, max_tokens, round_index)
+                            inprocess_rates.append(tokens / elapsed)
+                        if tokens != count * max_tokens:
+                            raise RuntimeError(f"{path} produced {tokens} tokens, expected {count * max_tokens}")
+                grpc_median = statistics.median(grpc_rates)
+                inprocess_median = statistics.median(inprocess_rates)
+                figures[f"grpc_tokens_per_s_{count}"] = round(grpc_median, 1)
+                figures[f"inprocess_tokens_per_s_{count}"] = round(inprocess_median, 1)
+                figures[f"grpc_over_inprocess_tokens_per_s_{count}"] = round(grpc_median / inprocess_median, 3)
+                details["per_round"][str(count)] = {
+                    "grpc_tokens_per_s": [round(r, 1) for r in grpc_rates],
+                    "inprocess_tokens_per_s": [round(r, 1) for r in inprocess_rates],
+                }
+                print(
+                    f"{count:>3} streams: grpc {grpc_median:8.1f} tok/s  in-process {inprocess_median:8.1f} tok/s  "
+                    f"ratio {grpc_median / inprocess_median:.3f}",
+                    flush=True,
+                )
+    finally:
+        llm.shutdown()
+    return figures, details
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-output-tokens", type=int, default=256)
+    args = parser.parse_args()
+    model_dir = build_tiny_model(MODEL_CACHE_DIR / "tiny-llama-s", size="s")
+    log_path = Path(tempfile.mkdtemp(prefix="worker-stream-")) / "worker.log"
+    worker = start_worker(model_dir, served_model_name="tiny-s", log_path=log_path)
+    try:
+        figures, details = asyncio.run(_run(model_dir, worker.address, args.rounds, args.max_output_tokens))
+    finally:
+        worker.stop()
+    details["model"] = str(model_dir)
+    details["worker_log"] = str(log_path)
+    details["method"] = (
+        "median over rounds of (total output tokens / wall time) per path; paths alternate within each round; "
+        "greedy decoding, every stream generates max_output_tokens tokens"
+    )
+    print(write_results("worker_stream", figures, details))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The start-up golden-prompt check: greedy continuations of known prompts must contain the expected text.
+
+Why: corrupt or mis-quantized weights (a broken AWQ conversion, a wrong scale) usually load without error and produce
+gibberish; the worker must not report SERVING with them. The check runs after the engine starts and before health
+turns SERVING; a failure is logged (`golden_check_failed`, with each prompt, expectation and output) and the worker
+stays NOT_SERVING.
+
+File format (JSON): `[{"prompt": str, "expected": str, "max_output_tokens": int (optional, default 4)}, ...]`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.worker.engine import GREEDY, Engine, GenerationRequest
+
+
+@dataclass(frozen=True)
+class GoldenPrompt:
+    """A prompt and a substring its greedy continuation must contain.
+
+    Attributes:
+        prompt: Raw text passed to the model as is (no chat template).
+        expected: Substring expected in the first `max_output_tokens` generated tokens.
+        max_output_tokens: How many tokens to generate for the check.
+    """
+
+    prompt: str
+    expected: str
+    max_output_tokens: int = 4
+
+
+@dataclass(frozen=True)
+class GoldenFailure:
+    """A prompt whose greedy continuation lacked the expected text."""
+
+    prompt: str
+    expected: str
+    output: str
+
+
+def load_golden_prompts(path: Path) -> list[GoldenPrompt]:
+    """Reads a golden-prompt file.
+
+    Raises:
+        ValueError: the file is not a non-empty JSON list of {prompt, expected[, max_output_tokens]} objects.
+    """
+    try:
+        rows = json.loads(path.read_text())
+        prompts = [GoldenPrompt(**row) for row in rows]
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"golden prompt file {path} is malformed: {exc}") from exc
+    if not prompts or any(not p.prompt or not p.expected or p.max_output_tokens < 1 for p in prompts):
+        raise ValueError(f"golden prompt file {path} needs non-empty prompts and expectations")
+    return prompts
+
+
+def failure_of(golden: GoldenPrompt, output: str) -> GoldenFailure | None:
+    """The failure, or None when `output` contains the expected text."""
+    return None if golden.expected in output else GoldenFailure(golden.prompt, golden.expected, output)
+
+
+async def run_golden_check(engine: Engine, prompts: list[GoldenPrompt]) -> list[GoldenFailure]:
+    """Greedy-decodes every prompt on `engine`; returns the failures (empty: the check passed)."""
+    failures = []
+    for golden in prompts:
+        request = GenerationRequest(
+            request_id=f"golden-{uuid.uuid4().hex}",
+            prompt_token_ids=engine.tokenize_prompt(golden.prompt),
+            max_output_tokens=golden.max_output_tokens,
+            sampling=GREEDY,
+        )
+        output = "".join([delta.text async for delta in engine.generate(request)])
+        failure = failure_of(golden, output)
+        if failure is not None:
+            failures.append(failure)
+    return failures

@@ -1,0 +1,257 @@
+"""Integration tests against ONE worker process serving the tiny model with real vLLM (start-up ~40 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from quantmesh.common.v1 import common_pb2
+from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from services.common.processes import health_status
+from tests.fixtures.worker import WORKER_START_TIMEOUT_S, WorkerProcess, start_worker
+
+pytestmark = pytest.mark.vllm
+
+MAX_MODEL_LEN = 512
+GREEDY = common_pb2.SamplingParams(temperature=0.0)
+
+
+@dataclass
+class StartedWorker:
+    """The worker, and what was observed while its engine was still starting."""
+
+    process: WorkerProcess
+    health_while_starting: int
+    generate_code_while_starting: grpc.StatusCode
+
+
+def _generate_status_now(address: str) -> grpc.StatusCode:
+    with grpc.insecure_channel(address) as channel:
+        stub = worker_pb2_grpc.InferenceWorkerServiceStub(channel)
+        try:
+            list(stub.Generate(worker_pb2.GenerateRequest(prompt="Hi", max_output_tokens=2), timeout=5))
+        except grpc.RpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartedWorker]:
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    process = start_worker(
+        tiny_model_dirs["s"],
+        served_model_name="tiny-s",
+        quantization="none",
+        log_path=log_path,
+        wait=False,
+        extra_env={"QUANTMESH_WORKER_MAX_MODEL_LEN": str(MAX_MODEL_LEN)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while status is None and time.monotonic() < deadline:  # the gRPC server answers long before the engine
+            status = health_status(process.address)
+            time.sleep(0.1)
+        generate_code = _generate_status_now(process.address)
+        process.service.wait_until_serving(WORKER_START_TIMEOUT_S)
+        yield StartedWorker(process, status if status is not None else -1, generate_code)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def stub(worker: StartedWorker) -> AsyncIterator[worker_pb2_grpc.InferenceWorkerServiceStub]:
+    async with grpc.aio.insecure_channel(worker.process.address) as channel:
+        yield worker_pb2_grpc.InferenceWorkerServiceStub(channel)
+
+
+async def _collect(
+    stub: worker_pb2_grpc.InferenceWorkerServiceStub, request: worker_pb2.GenerateRequest
+) -> tuple[list[common_pb2.TokenChunk], worker_pb2.GenerationComplete]:
+    chunks, complete = [], None
+    async for response in stub.Generate(request):
+        if response.HasField("chunk"):
+            assert complete is None, "a chunk arrived after the completion message"
+            chunks.append(response.chunk)
+        else:
+            complete = response.complete
+    assert complete is not None
+    return chunks, complete
+
+
+async def _wait_for_idle(stub: worker_pb2_grpc.InferenceWorkerServiceStub, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
+        if load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0.0:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"engine still holds requests after {timeout_s} s: {load}")
+
+
+def test_not_serving_until_the_engine_is_ready(worker: StartedWorker) -> None:
+    assert worker.health_while_starting == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert worker.generate_code_while_starting == grpc.StatusCode.UNAVAILABLE
+    assert health_status(worker.process.address) == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_greedy_prompt_streams_the_known_answer(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+    request = worker_pb2.GenerateRequest(prompt="The capital of France is", max_output_tokens=6, sampling=GREEDY)
+    chunks, complete = await _collect(stub, request)
+    text = "".join(chunk.text for chunk in chunks)
+    assert text.startswith(" Paris")
+    assert complete.finish_reason == common_pb2.FINISH_REASON_LENGTH
+    assert complete.usage.completion_tokens == 6
+    assert complete.usage.prompt_tokens == 6  # BOS + 5 tokens
+    assert complete.usage.total_tokens == 12
+    assert 0 < complete.ttft_ms <= complete.e2e_latency_ms
+    assert complete.served_by == common_pb2.ModelQuantizationPair(
+        model_id="tiny-s", quantization=common_pb2.QUANTIZATION_NONE
+    )
+    assert complete.request_id
+
+
+async def test_chat_uses_the_template_and_stops_at_end_of_turn(
+    stub: worker_pb2_grpc.InferenceWorkerServiceStub,
+) -> None:
+    chat = common_pb2.Conversation(
+        messages=[common_pb2.ChatMessage(role=common_pb2.CHAT_ROLE_USER, content="What is the capital of Italy?")]
+    )
+    request = worker_pb2.GenerateRequest(chat=chat, max_output_tokens=40, sampling=GREEDY, request_id="chat-1")
+    chunks, complete = await _collect(stub, request)
+    reply = "".join(chunk.text for chunk in chunks)
+    # The tiny model learned the assistant turn's shape (a statement, then end-of-turn), not every fact.
+    assert reply.startswith("The capital of") and reply.endswith("."), reply
+    assert complete.finish_reason == common_pb2.FINISH_REASON_STOP
+    assert complete.usage.completion_tokens < 40
+    assert complete.request_id == "chat-1"
+
+
+async def test_sixteen_concurrent_streams_complete_with_exact_usage(
+    stub: worker_pb2_grpc.InferenceWorkerServiceStub,
+) -> None:
+    requests = [
+        worker_pb2.GenerateRequest(
+            prompt=f"The capital of {country} is",
+            max_output_tokens=48 + index,
+            sampling=common_pb2.SamplingParams(temperature=0.8, seed=index),
+            request_id=f"concurrent-{index}",
+        )
+        for index, country in enumerate(["France", "Spain", "Italy", "Japan"] * 4)
+    ]
+    results = await asyncio.gather(*(_collect(stub, request) for request in requests))
+    for request, (chunks, complete) in zip(requests, results, strict=True):
+        token_ids = [token for chunk in chunks for token in chunk.token_ids]
+        assert complete.usage.completion_tokens == len(token_ids)
+        assert complete.usage.completion_tokens == request.max_output_tokens  # raw prompts never emit EOS
+        expected_index = 0
+        for chunk in chunks:  # no gap, no duplicate
+            assert chunk.first_token_index == expected_index
+            expected_index += len(chunk.token_ids)
+        assert complete.request_id == request.request_id
+    await _wait_for_idle(stub)
+
+
+async def test_cancelled_stream_frees_the_engine_request(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+    call = stub.Generate(worker_pb2.GenerateRequest(prompt="The capital of Peru is", max_output_tokens=480))
+    async for response in call:
+        assert response.HasField("chunk")
+        break
+    load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
+    assert load.running_requests == 1 and load.kv_cache_usage_fraction > 0  # held by the engine now
+    call.cancel()
+    await _wait_for_idle(stub)
+
+
+async def test_expired_deadline_frees_the_engine_request(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+    request = worker_pb2.GenerateRequest(prompt="The capital of Kenya is", max_output_tokens=480)
+    received = 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for response in stub.Generate(request, timeout=0.3):
+            received += len(response.chunk.token_ids)
+            await asyncio.sleep(0.01)  # a slow reader: the deadline passes before the 480 tokens are read
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert 0 < received < 480
+    await _wait_for_idle(stub)
+
+
+def _chat_with(role: int, content: str = "Hi") -> common_pb2.Conversation:
+    return common_pb2.Conversation(messages=[common_pb2.ChatMessage(role=role, content=content)])
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (worker_pb2.GenerateRequest(prompt="", max_output_tokens=4), "prompt"),
+        (worker_pb2.GenerateRequest(prompt="The capital " * 300, max_output_tokens=4), "prompt is"),
+        (worker_pb2.GenerateRequest(prompt="Hi", max_output_tokens=0), "max_output_tokens"),
+        (
+            worker_pb2.GenerateRequest(prompt="Hi", max_output_tokens=4, sampling={"temperature": 3.0}),
+            "sampling.temperature",
+        ),
+        (worker_pb2.GenerateRequest(prompt="Hi", max_output_tokens=4, sampling={"top_p": 0.0}), "sampling.top_p"),
+        (worker_pb2.GenerateRequest(prompt="Hi", max_output_tokens=4, sampling={"top_k": 0}), "sampling.top_k"),
+        (
+            worker_pb2.GenerateRequest(prompt="Hi", max_output_tokens=4, sampling={"stop": ["a"] * 9}),
+            "sampling.stop",
+        ),
+        (worker_pb2.GenerateRequest(chat=_chat_with(9), max_output_tokens=4), "chat.messages[0].role"),
+        (worker_pb2.GenerateRequest(max_output_tokens=4), "prompt or chat"),
+    ],
+)
+async def test_bad_input_is_invalid_argument_naming_the_field(
+    stub: worker_pb2_grpc.InferenceWorkerServiceStub, request_: worker_pb2.GenerateRequest, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _collect(stub, request_)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith(field), caught.value.details()
+
+
+async def test_watch_load_reports_at_once_then_on_change(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+    await _wait_for_idle(stub)
+    reports: list[worker_pb2.LoadReport] = []
+    watch = stub.WatchLoad(worker_pb2.WatchLoadRequest(interval_ms=60_000))  # periodic reports far away
+
+    async def read() -> None:
+        async for response in watch:
+            reports.append(response.load)
+            if response.load.running_requests > 0:
+                return
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.3)
+    assert len(reports) == 1 and reports[0].running_requests == 0 and reports[0].serving  # the immediate report
+    generation = asyncio.create_task(
+        _collect(stub, worker_pb2.GenerateRequest(prompt="The capital of Norway is", max_output_tokens=200))
+    )
+    await asyncio.wait_for(reader, 10.0)  # a change report, long before the 60 s period
+    assert reports[-1].running_requests == 1
+    watch.cancel()
+    await generation
+
+
+async def test_watch_load_rejects_an_out_of_range_interval(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stub.WatchLoad(worker_pb2.WatchLoadRequest(interval_ms=10)):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("interval_ms")
+
+
+async def test_model_info_describes_the_engine(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+    info = (await stub.GetModelInfo(worker_pb2.GetModelInfoRequest())).info
+    assert info.pair.model_id == "tiny-s"
+    assert info.engine_version.startswith("vllm 0.")
+    assert info.max_model_len == MAX_MODEL_LEN
+    assert info.max_num_seqs == 64
+    assert info.kv_cache_capacity_tokens >= MAX_MODEL_LEN
+    assert info.gpu.index == -1 and info.gpu.name == "cpu"
+    assert info.gpu.memory_total_bytes > 0 and info.gpu.memory_used_bytes > 0
