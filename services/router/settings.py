@@ -1,0 +1,95 @@
+"""Settings of the router (`QUANTMESH_ROUTER_*` environment variables), frozen once the server starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServerSettings
+from services.router.circuit_breaker import CircuitBreakerConfig
+from services.router.deadlines import RetryPolicy
+from services.router.policy import DEFAULT_WEIGHTS, PolicyConfig, RoutingMode, UtilityWeights
+
+
+class RouterSettings(ServerSettings):
+    """Where the router finds its classifier and profiles, and how it routes, retries and protects workers."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANTMESH_ROUTER_", frozen=True, extra="forbid")
+
+    classifier_address: str | None = Field(
+        None, description="host:port of the ClassifierService; unset: degraded rule-based classification only."
+    )
+    classifier_timeout_ms: float = Field(
+        50.0, gt=0, description="Deadline of a Classify call, ms; past it the degraded rules answer (flagged)."
+    )
+    redis_url: str | None = Field(None, description="Profile store, e.g. redis://127.0.0.1:6379/0; unset: static.")
+    profiles_prefix: str = Field("quantmesh:profiles", description="Redis key prefix of the profile document.")
+    static_profiles_path: Path | None = Field(
+        None, description="Profile document (JSON) seeding a router before Redis answers, or without Redis."
+    )
+    worker_deadline_margin_ms: float = Field(
+        10.0, ge=0, description="Subtracted from what is left of the budget when calling a worker, ms."
+    )
+    load_watch_interval_ms: int = Field(200, ge=50, le=60_000, description="WatchLoad report period asked for, ms.")
+    load_stale_after_ms: float = Field(
+        1500.0, gt=0, description="A worker without a load report for this long is unhealthy, ms."
+    )
+    fp8_max_numeric_token_share: float = Field(
+        0.30, ge=0, le=1, description="No FP8 pair for prompts with a larger numeric-token share (DESIGN.md)."
+    )
+    kv_cache_saturation_fraction: float = Field(0.95, gt=0, le=1, description="KV-cache use counted as full.")
+    interactive_weights: tuple[float, float, float] = Field(
+        (DEFAULT_WEIGHTS[RoutingMode.INTERACTIVE].accuracy, DEFAULT_WEIGHTS[RoutingMode.INTERACTIVE].latency,
+         DEFAULT_WEIGHTS[RoutingMode.INTERACTIVE].cost),
+        description="Utility weights (accuracy, latency, cost) in interactive mode, summing to 1; JSON list.",
+    )
+    batch_weights: tuple[float, float, float] = Field(
+        (DEFAULT_WEIGHTS[RoutingMode.BATCH].accuracy, DEFAULT_WEIGHTS[RoutingMode.BATCH].latency,
+         DEFAULT_WEIGHTS[RoutingMode.BATCH].cost),
+        description="Utility weights (accuracy, latency, cost) in batch mode, summing to 1; JSON list.",
+    )
+    retry_max_attempts: int = Field(3, ge=1, description="Worker calls per request, the first included.")
+    retry_base_backoff_ms: float = Field(5.0, ge=0, description="Backoff cap of the first retry, ms (doubles).")
+    retry_max_backoff_ms: float = Field(100.0, ge=0, description="Largest backoff cap, ms.")
+    retry_min_attempt_ms: float = Field(20.0, ge=0, description="Retry only if this much budget remains, ms.")
+    breaker_failure_threshold: int = Field(5, ge=1, description="Failures in the window that open a circuit.")
+    breaker_window_s: float = Field(10.0, gt=0, description="Sliding failure window, s.")
+    breaker_open_duration_s: float = Field(5.0, gt=0, description="Time a circuit stays open before a probe, s.")
+    admission_control: bool = Field(
+        True, description="Refuse Generate with RESOURCE_EXHAUSTED (and retry-after-ms) when live load would make "
+        "every servable pair miss the budget that an idle pair meets (services.router.admission)."
+    )
+    max_prompt_bytes: int = Field(
+        64 * 1024, ge=1, description="Largest prompt (or rendered chat) in UTF-8 bytes; larger is INVALID_ARGUMENT."
+    )
+    record_prompt_text: bool = Field(
+        False, description="Put the prompt text in the route_decision log line and the trace span; off: prompts "
+        "are never logged or traced (they may hold personal data)."
+    )
+    auth_callers_file: Path | None = Field(
+        None, description="Callers file (services.common.auth): who may call RouterService ('route') and "
+        "RouterAdminService ('admin'); unset: no caller authentication (the local demo)."
+    )
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> RouterSettings:
+        self.policy_config()  # raises ValueError (a settings error naming the weights) when they do not sum to 1
+        return self
+
+    def policy_config(self) -> PolicyConfig:
+        return PolicyConfig(
+            weights={RoutingMode.INTERACTIVE: UtilityWeights(*self.interactive_weights),
+                     RoutingMode.BATCH: UtilityWeights(*self.batch_weights)},
+            fp8_max_numeric_token_share=self.fp8_max_numeric_token_share,
+            kv_cache_saturation_fraction=self.kv_cache_saturation_fraction,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.retry_max_attempts, base_backoff_ms=self.retry_base_backoff_ms,
+                           max_backoff_ms=self.retry_max_backoff_ms, min_attempt_ms=self.retry_min_attempt_ms)
+
+    def breaker_config(self) -> CircuitBreakerConfig:
+        return CircuitBreakerConfig(failure_threshold=self.breaker_failure_threshold, window_s=self.breaker_window_s,
+                                    open_duration_s=self.breaker_open_duration_s)
