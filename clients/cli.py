@@ -1,0 +1,328 @@
+"""The `quantmesh` command line.
+
+    quantmesh serve worker|classifier|router        run one service in this process (= python -m services.<svc>)
+    quantmesh up --config deploy/mesh/local.yaml [--run-sample]
+                                                   bring the mesh up; with --run-sample run the main job and exit
+    quantmesh chat                                 interactive chat; /route shows the last decision, Ctrl-C cancels
+    quantmesh route "prompt"                       the routing decision and every candidate's rejection reasons
+    quantmesh profiles get|validate FILE|publish FILE
+
+Global options (before or after the command): --router host:port (env QUANTMESH_ROUTER_ADDRESS), --budget-ms,
+--accuracy, --mode, --max-output-tokens, and for a secured router --token (env QUANTMESH_TOKEN), --tls-ca,
+--tls-cert, --tls-key, --tls-server-name. Exit codes: 0 success, 1 failure (an RPC error is printed as
+`STATUS: message`), 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import runpy
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.text import Text
+
+from clients.credentials import TlsOptions
+from clients.errors import QuantmeshError
+from clients.mesh_config import SampleConfig
+from clients.messages import (
+    ChatMessage,
+    ChatRole,
+    Requirements,
+    RouteDecision,
+    RoutingMode,
+    Sampling,
+    TokenChunk,
+)
+from clients.sdk import QuantmeshClient
+
+DEFAULT_ROUTER_ADDRESS = "127.0.0.1:50051"
+DEFAULT_REQUIREMENTS = Requirements(max_output_tokens=64, latency_budget_ms=5000)
+SERVICES = ("worker", "classifier", "router")
+# Statuses that are the router enforcing a budget, not a broken run (see `up --run-sample`).
+BUDGET_STATUSES = frozenset({"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
+
+# Tables stay readable when the output is a file or a pipe (rich assumes 80 columns there; COLUMNS still wins).
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(highlight=False, log_path=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command accepts; on subcommands their defaults are suppressed so the top level's win."""
+    parser = argparse.ArgumentParser(add_help=False)
+    default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    address = os.environ.get("QUANTMESH_ROUTER_ADDRESS", DEFAULT_ROUTER_ADDRESS)
+    parser.add_argument("--router", default=default(address),
+                        help=f"router host:port (env QUANTMESH_ROUTER_ADDRESS; now {address})")
+    parser.add_argument("--budget-ms", type=int, default=default(None),
+                        help=f"latency budget in ms (default {DEFAULT_REQUIREMENTS.latency_budget_ms})")
+    parser.add_argument("--accuracy", type=float, default=default(None),
+                        help="required accuracy for the query's tier, in [0, 1] (default 0)")
+    parser.add_argument("--mode", choices=["interactive", "batch"], default=default(None),
+                        help="interactive (latency first) or batch (cost first); default interactive")
+    parser.add_argument("--max-output-tokens", type=int, default=default(None),
+                        help=f"tokens to generate at most (default {DEFAULT_REQUIREMENTS.max_output_tokens})")
+    parser.add_argument("--token", default=default(os.environ.get("QUANTMESH_TOKEN")),
+                        help="bearer token for a router with caller auth on (env QUANTMESH_TOKEN)")
+    parser.add_argument("--tls-ca", type=Path, default=default(None), help="CA file (PEM): use TLS to the router")
+    parser.add_argument("--tls-cert", type=Path, default=default(None), help="client certificate (PEM), mutual TLS")
+    parser.add_argument("--tls-key", type=Path, default=default(None), help="client key (PEM), with --tls-cert")
+    parser.add_argument("--tls-server-name", default=default(None),
+                        help="name to check in the router's certificate (default: the --router host)")
+    return parser
+
+
+def connect(args: argparse.Namespace) -> QuantmeshClient:
+    """A client of `args.router` with the token and TLS options given on the command line."""
+    tls = None
+    if args.tls_ca or args.tls_cert or args.tls_server_name:
+        tls = TlsOptions(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key,
+                         server_name=args.tls_server_name)
+    return QuantmeshClient(args.router, token=args.token, tls=tls)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantmesh", description=__doc__.split("\n\n")[0],
+                                     parents=[_global_options(defaults=True)])
+    sub_options = _global_options(defaults=False)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[sub_options], help="run one service in this process")
+    serve.add_argument("service", choices=SERVICES)
+
+    up = commands.add_parser("up", parents=[sub_options], help="bring the mesh up (Ctrl-C stops it)")
+    up.add_argument("--config", type=Path, default=Path("deploy/mesh/local.yaml"), help="mesh YAML (%(default)s)")
+    up.add_argument("--run-sample", action="store_true", help="run the main job on held-out prompts, then exit")
+    up.add_argument("--data-dir", type=Path, help="shared data folder (default: the config's, ../shared/data)")
+    up.add_argument("--per-source", type=int, help="prompts per source (overrides the config's counts)")
+    up.add_argument("--results-json", type=Path, help="also write the per-prompt results and summary here")
+
+    chat = commands.add_parser("chat", parents=[sub_options], help="interactive chat through the router")
+    chat.add_argument("--system", help="a system message opening the conversation")
+    chat.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    chat.add_argument("--raw", action="store_true",
+                      help="send each line as a raw prompt (completion, no chat template or history)")
+
+    route = commands.add_parser("route", parents=[sub_options], help="show the routing decision (a dry run)")
+    route.add_argument("prompt")
+
+    profiles = commands.add_parser("profiles", parents=[sub_options], help="read, validate or publish profiles")
+    actions = profiles.add_subparsers(dest="action", required=True)
+    get = actions.add_parser("get", parents=[sub_options], help="the profile document in use")
+    get.add_argument("--json", action="store_true", help="print the raw JSON document")
+    validate = actions.add_parser("validate", parents=[sub_options], help="validate a document (dry run)")
+    validate.add_argument("file", type=Path)
+    publish = actions.add_parser("publish", parents=[sub_options], help="publish a document as a new version")
+    publish.add_argument("file", type=Path)
+    publish.add_argument("--expected-version", type=int, default=0,
+                         help="publish only if the current version is this (0: regardless)")
+    return parser
+
+
+def requirements_from(args: argparse.Namespace, base: Requirements = DEFAULT_REQUIREMENTS) -> Requirements:
+    """`base` with the global options the user gave."""
+    return Requirements(
+        max_output_tokens=args.max_output_tokens if args.max_output_tokens is not None else base.max_output_tokens,
+        latency_budget_ms=args.budget_ms if args.budget_ms is not None else base.latency_budget_ms,
+        required_accuracy=args.accuracy if args.accuracy is not None else base.required_accuracy,
+        mode=RoutingMode(args.mode) if args.mode is not None else base.mode,
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Runs `services.<service>` as `python -m` would (its `__main__` guard included: vLLM spawns processes)."""
+    runpy.run_module(f"services.{args.service}", run_name="__main__", alter_sys=True)
+    return 0
+
+
+def route(args: argparse.Namespace) -> int:
+    from clients.render import decision_view
+
+    with connect(args) as client:
+        decision = client.route(args.prompt, requirements_from(args))
+    console.print(decision_view(decision))
+    return 0
+
+
+def profiles(args: argparse.Namespace) -> int:
+    from clients.render import profiles_view
+
+    with connect(args) as client:
+        if args.action == "get":
+            document = client.profiles.get()
+            if args.json:
+                console.print_json(document.document_json)
+            else:
+                console.print(profiles_view(document))
+            return 0
+        text = args.file.read_text()
+        if args.action == "validate":
+            result = client.profiles.validate(text)
+            if result.valid:
+                console.print(f"{args.file}: valid")
+                return 0
+            console.print(f"{args.file}: invalid")
+            for error in result.errors:
+                console.print(Text(f"  - {error}"))
+            return 1
+        version = client.profiles.publish(text, expected_version=args.expected_version)
+        console.print(f"{args.file}: published as version {version}")
+        return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    """A chat loop: tokens are printed as they arrive; Ctrl-C cancels the stream in flight (the router cancels the
+    worker call, the worker aborts the engine request); Ctrl-C or Ctrl-D at the prompt exits."""
+    from clients.render import decision_view, ms, usd
+
+    requirements = requirements_from(args)
+    sampling = Sampling(temperature=args.temperature)
+    history: list[ChatMessage] = [ChatMessage(ChatRole.SYSTEM, args.system)] if args.system else []
+    last_decision: RouteDecision | None = None
+    console.print(f"quantmesh chat via {args.router} (budget {requirements.latency_budget_ms} ms, "
+                  f"max {requirements.max_output_tokens} tokens). /route: last decision, /reset, /quit; "
+                  "Ctrl-C cancels a reply.")
+    with connect(args) as client:
+        while True:
+            try:
+                line = console.input("[bold]you> [/bold]").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                return 0
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                return 0
+            if line == "/reset":
+                history = history[:1] if args.system else []
+                continue
+            if line == "/route":
+                console.print(decision_view(last_decision) if last_decision else "no request yet")
+                continue
+            history.append(ChatMessage(ChatRole.USER, line))
+            stream = client.generate(line if args.raw else list(history), requirements, sampling=sampling)
+            try:
+                for event in stream:
+                    if isinstance(event, RouteDecision):
+                        last_decision = event
+                        console.print(Text(f"[{event.chosen or '-'} {event.outcome.value}]", style="dim"))
+                    elif isinstance(event, TokenChunk):
+                        sys.stdout.write(event.text)
+                        sys.stdout.flush()
+            except KeyboardInterrupt:
+                stream.cancel()
+                history.pop()
+                console.print(Text("\n[cancelled]", style="yellow"))
+                continue
+            except QuantmeshError as exc:
+                history.pop()
+                console.print(Text.assemble("\n", (exc.code.name, "red"), f": {exc.message}"))
+                continue
+            summary = stream.summary
+            if args.raw:
+                history.pop()
+            else:
+                history.append(ChatMessage(ChatRole.ASSISTANT, stream.text))
+            if summary is not None:
+                console.print(Text(f"\n{summary.served_by} · TTFT {ms(summary.ttft_ms)} · e2e "
+                                   f"{ms(summary.e2e_latency_ms)} · {summary.usage.completion_tokens} tokens · "
+                                   f"{summary.finish_reason.value} · {usd(summary.actual_cost_usd)}", style="dim"))
+
+
+def _sample_with_overrides(sample: SampleConfig, args: argparse.Namespace) -> SampleConfig:
+    """The config's sample with the command line's data dir, per-source count and requirement options."""
+    requirements = {name: value for name, value in (
+        ("max_output_tokens", args.max_output_tokens), ("latency_budget_ms", args.budget_ms),
+        ("required_accuracy", args.accuracy), ("mode", args.mode)) if value is not None}
+    updates: dict[str, object] = {"requirements": sample.requirements.model_copy(update=requirements)}
+    if args.accuracy is not None:  # an explicit --accuracy applies to every source
+        updates["required_accuracy_by_source"] = {}
+    if args.data_dir is not None:
+        updates["data_dir"] = args.data_dir
+    if args.per_source is not None:
+        updates["counts"] = {source: args.per_source for source in sample.counts}
+    return SampleConfig.model_validate(sample.model_copy(update=updates).model_dump())
+
+
+def _raise_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def up(args: argparse.Namespace) -> int:
+    """Brings the mesh up; with --run-sample runs the main job, prints the summary, stops the mesh and exits
+    (1 if a prompt failed with a status other than DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, or none completed);
+    otherwise serves until Ctrl-C or SIGTERM."""
+    from clients.main_job import run_sample
+    from clients.mesh import Mesh
+    from clients.mesh_config import load_mesh_config
+    from clients.render import endpoints_view, prompt_line, summary_view
+    from clients.report import result_record, summarize
+
+    try:
+        config = load_mesh_config(args.config)
+    except (OSError, ValueError) as exc:
+        err_console.print(Text.assemble(("bad mesh config", "red"), f": {exc}"))
+        return 2
+    sample = _sample_with_overrides(config.sample, args)
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    mesh = Mesh(config, log=lambda message: console.log(Text(message)))
+    try:
+        with mesh as endpoints:
+            console.print(endpoints_view(endpoints))
+            if not args.run_sample:
+                console.print("serving; Ctrl-C stops the mesh")
+                while True:
+                    time.sleep(3600)
+            console.rule("main job: held-out prompts through RouterService.Generate")
+            results = asyncio.run(run_sample(
+                endpoints.router_address, sample,
+                on_result=lambda index, total, result: console.print(prompt_line(index, total, result)),
+            ))
+            summary = summarize(results)
+            console.rule("summary")
+            console.print(summary_view(summary))
+            if args.results_json is not None:
+                args.results_json.write_text(json.dumps({
+                    "mesh": {"router_address": endpoints.router_address,
+                             "classifier_address": endpoints.classifier_address, "redis_url": endpoints.redis_url,
+                             "workers": [dataclasses.asdict(w) | {"log_path": str(w.log_path or "")}
+                                         for w in endpoints.workers]},
+                    "summary": dataclasses.asdict(summary),
+                    "results": [result_record(r) for r in results],
+                }, indent=2))
+            console.log("stopping the mesh")
+        console.log("mesh stopped")
+    except KeyboardInterrupt:
+        console.log("interrupted: mesh stopped")
+        return 130
+    except (RuntimeError, ValueError, QuantmeshError) as exc:
+        err_console.print(Text.assemble(("quantmesh up failed", "red"), f": {exc}"))
+        return 1
+    broken = [r for r in results if r.error_code and r.error_code not in BUDGET_STATUSES]
+    return 1 if broken or summary.succeeded == 0 else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"serve": serve, "up": up, "chat": chat, "route": route, "profiles": profiles}
+    try:
+        return handlers[args.command](args)
+    except QuantmeshError as exc:
+        err_console.print(Text.assemble((exc.code.name, "red"), f": {exc.message}"))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""`quantmesh serve <service>` runs the service in the CLI's own process, like `python -m services.<service>`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from grpc_health.v1 import health_pb2
+
+from services.common.processes import free_port, health_status
+
+
+def test_serve_classifier_reports_serving_and_drains_on_sigterm() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "serve", "classifier"],
+        env={**os.environ, "QUANTMESH_CLASSIFIER_HOST": "127.0.0.1", "QUANTMESH_CLASSIFIER_PORT": str(port)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while health_status(f"127.0.0.1:{port}") != health_pb2.HealthCheckResponse.SERVING:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert time.monotonic() < deadline, "classifier not SERVING"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert health_status(f"127.0.0.1:{port}") is None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
