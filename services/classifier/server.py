@@ -17,6 +17,7 @@ from services.classifier.servicer import SERVICE_NAME, ClassifierServicer, regis
 from services.classifier.settings import ClassifierSettings
 from services.common.logging import configure_logging
 from services.common.server import GrpcServer, build_server, run_until_signal
+from services.common.telemetry import process_telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -62,5 +63,6 @@ async def create_server(settings: ClassifierSettings) -> tuple[GrpcServer, int]:
 async def serve(settings: ClassifierSettings) -> None:
     """Runs the classifier until SIGTERM or SIGINT, then drains."""
     configure_logging(settings.log_level, json=settings.log_json)
-    grpc_server, _ = await create_server(settings)
-    await run_until_signal(grpc_server, settings)
+    with process_telemetry(settings, "quantmesh-classifier"):
+        grpc_server, _ = await create_server(settings)
+        await run_until_signal(grpc_server, settings)

@@ -8,16 +8,20 @@ the `text` field (in a stream: an `ItemError` for that item, and the stream goes
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from opentelemetry import trace
 
 from quantmesh.classifier.v1 import classifier_pb2
+from quantmesh.common.v1 import common_pb2
 from services.classifier.conversions import classification_to_proto
 from services.classifier.model import ClassifierModel
+from services.classifier.prometheus_metrics import ClassifierMetrics
 from services.classifier.validation import validate_text
 from services.common.errors import InvalidArgument, QuantmeshError, Unavailable
 
@@ -48,12 +52,15 @@ class ClassifierServicer:
         model: The loaded model, or None when the artifact could not be loaded (every RPC is then UNAVAILABLE).
         max_text_bytes: Largest text accepted, in UTF-8 bytes.
         unavailable_reason: Why there is no model (sent to callers with UNAVAILABLE).
+        metrics: Where classifications are recorded (Prometheus; default: with the loaded model's intents).
     """
 
     def __init__(
-        self, model: ClassifierModel | None, max_text_bytes: int, unavailable_reason: str = ""
+        self, model: ClassifierModel | None, max_text_bytes: int, unavailable_reason: str = "",
+        metrics: ClassifierMetrics | None = None,
     ) -> None:
         self._model = model
+        self._metrics = metrics or ClassifierMetrics(model.intents if model is not None else ())
         self._max_text_bytes = max_text_bytes
         self._unavailable_reason = unavailable_reason
 
@@ -69,13 +76,23 @@ class ClassifierServicer:
         validate_text(request.text, self._max_text_bytes)
         if self._model is None:
             raise Unavailable(f"classifier model not loaded: {self._unavailable_reason}")
-        return classification_to_proto(self._model.classify(request.text))
+        started = time.perf_counter()
+        classification = self._model.classify(request.text)
+        message = classification_to_proto(classification)
+        self._metrics.classified(classification.tier, classification.intent, time.perf_counter() - started)
+        return message
 
     async def Classify(
         self, request: classifier_pb2.ClassifyRequest | UndecodableRequest, context: grpc.aio.ServicerContext
     ) -> classifier_pb2.ClassifyResponse:
         """Classifies one text. Errors: INVALID_ARGUMENT (empty, too long, undecodable), UNAVAILABLE (no model)."""
-        return classifier_pb2.ClassifyResponse(classification=self._classify(request))
+        classification = self._classify(request)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes({"quantmesh.classification.tier": common_pb2.ComplexityTier.Name(classification.tier),
+                                 "quantmesh.classification.intent": common_pb2.TaskIntent.Name(classification.intent),
+                                 "quantmesh.classification.model_version": classification.model_version})
+        return classifier_pb2.ClassifyResponse(classification=classification)
 
     async def ClassifyStream(
         self,

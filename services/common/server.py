@@ -18,7 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from services.common import tls, tracing
 from services.common.interceptors import ExceptionToStatusInterceptor
+from services.common.log_context import LogContextInterceptor
 from services.common.settings import ServerSettings
 
 log = structlog.get_logger(__name__)
@@ -75,7 +77,9 @@ async def build_server(
         RuntimeError: the address in `settings` could not be bound.
     """
     server = grpc.aio.server(
-        interceptors=[ExceptionToStatusInterceptor(), *interceptors],
+        # Tracing outermost (its span sees the final status), then the log context, then status mapping.
+        interceptors=[*tracing.server_interceptors(), LogContextInterceptor(), ExceptionToStatusInterceptor(),
+                      *interceptors],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -93,7 +97,7 @@ async def build_server(
     )
     address = f"{settings.host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        port = tls.bind(server, address, settings)  # TLS / mutual TLS when the settings turn it on
     except RuntimeError as exc:
         raise RuntimeError(f"cannot bind {address}: {exc}") from exc
     grpc_server = GrpcServer(server, port, health, service_names)

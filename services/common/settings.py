@@ -10,7 +10,9 @@ Settings are frozen: a running server never changes them.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,3 +33,27 @@ class ServerSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(True, description="JSON log lines (for collectors); false for a console renderer.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (on `host`); None or 0: none. "
+        "deploy/ uses 9101 (router), 9102 (classifier), 9103 (worker)."
+    )
+    # Transport security (services.common.tls): all unset means plaintext, the local demo's default.
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain the server presents (TLS on with tls_key_file); the router also "
+        "presents it as its client certificate to the classifier and workers."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; set: callers must present a certificate it signed (mutual TLS)."
+    )
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle verifying the servers this service calls; set: those channels use TLS."
+    )
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        return self

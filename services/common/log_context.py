@@ -1,0 +1,88 @@
+"""Per-RPC structlog context: every log line of a request carries its `request_id`, `trace_id` and `rpc`.
+
+`LogContextInterceptor` clears the context variables at the start of each RPC and binds:
+- `rpc`: the full method name;
+- `request_id`: the `x-request-id` metadata (the router sends it to workers), else the request's own `request_id`
+  field (unary requests), when either is set; handlers may bind a better one later (the router generates one);
+- `trace_id`: the current span's trace id (tracing on: the server span opened by the outer tracing interceptor),
+  else the caller's `traceparent` (tracing off here, but the caller's trace still names the request).
+
+Prompt text is never bound here (nor logged by the services) unless a service's own setting asks for it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from opentelemetry import propagate, trace
+
+from services.common.tracing import current_trace_id
+
+
+def _incoming_trace_id(metadata: dict[str, str]) -> str | None:
+    if "traceparent" not in metadata:
+        return None
+    context = trace.get_current_span(propagate.extract(metadata)).get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def _bind(method: str, context: grpc.aio.ServicerContext, request: Any) -> None:
+    metadata = {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
+    fields: dict[str, str] = {"rpc": method}
+    request_id = metadata.get("x-request-id") or getattr(request, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        fields["request_id"] = request_id
+    trace_id = current_trace_id() or _incoming_trace_id(metadata)
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+class LogContextInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the request's log context (module docstring) before the handler runs. Each RPC runs in its own asyncio
+    task with its own copy of the context variables, so what one RPC binds never shows in another's lines."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        common = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method, True), **common)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_stream(handler.unary_stream, method, True), **common)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, method, False), **common)
+        return grpc.stream_stream_rpc_method_handler(_stream(handler.stream_stream, method, False), **common)
+
+
+def _unary(behavior: Callable[..., Any], method: str, unary_request: bool) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        _bind(method, context, request if unary_request else None)
+        return await behavior(request, context)
+
+    return wrapper
+
+
+def _stream(behavior: Callable[..., Any], method: str, unary_request: bool) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        _bind(method, context, request if unary_request else None)
+        result = behavior(request, context)
+        if inspect.isasyncgen(result):
+            async for response in result:
+                yield response
+        else:  # a handler that writes with context.write() and returns None
+            await result
+
+    return wrapper
