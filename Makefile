@@ -42,6 +42,10 @@ test-fast: .setup-stamp
 demo: .setup-stamp
 	$(PY) -m clients.cli up --config deploy/mesh/local.yaml --run-sample
 
+# The mesh alone, until Ctrl-C (for `quantmesh chat` / `quantmesh route` in another terminal).
+up: .setup-stamp
+	$(PY) -m clients.cli up --config deploy/mesh/local.yaml
+
 bench: .setup-stamp
 	for b in benchmarks/[a-z]*.py; do n=$$(basename $$b .py); [ $$n = results_io ] || $(PY) -m benchmarks.$$n; done
 

@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     route = commands.add_parser("route", parents=[sub_options], help="show the routing decision (a dry run)")
     route.add_argument("prompt")
 
+    # Listed for --help only: `main` hands everything after `profile` to the profiler's own parser.
+    commands.add_parser("profile", add_help=False,
+                        help="measure model-quantization pairs and build (or publish) their profiles")
+
     profiles = commands.add_parser("profiles", parents=[sub_options], help="read, validate or publish profiles")
     actions = profiles.add_subparsers(dest="action", required=True)
     get = actions.add_parser("get", parents=[sub_options], help="the profile document in use")
@@ -313,6 +317,11 @@ def up(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["profile"]:  # the profiler's own options (services/profiler/cli.py)
+        from services.profiler.cli import main as profiler_main  # imported here: matplotlib is slow to import
+
+        return profiler_main(argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"serve": serve, "up": up, "chat": chat, "route": route, "profiles": profiles}
     try:

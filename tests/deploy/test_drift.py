@@ -289,14 +289,13 @@ def test_metrics_port_is_a_setting():
 
 def test_reprofiling_arguments_parse_with_the_cli(rendered_overlays):
     from clients import cli
+    from services.profiler.cli import build_parser as profiler_parser
 
-    parser = cli.build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    if "profile" not in commands:
-        pytest.skip("pending issue 8: `quantmesh profile` does not exist yet, so the CronJob's arguments "
-                    "cannot be checked against it")
+    commands = next(a for a in cli.build_parser()._actions if a.dest == "command").choices
+    assert "profile" in commands
     for overlay in OVERLAYS:
         container = rendered_overlays[overlay].named("CronJob", "quantmesh-reprofile")["spec"]["jobTemplate"]["spec"][
             "template"]["spec"]["containers"][0]
-        assert container["command"][0] == "quantmesh"
-        parser.parse_args(container["command"][1:] + container["args"])
+        assert container["command"][:2] == ["quantmesh", "profile"]
+        # `quantmesh profile ...` hands everything after `profile` to the profiler's parser.
+        profiler_parser().parse_args(container["command"][2:] + container["args"])
