@@ -25,7 +25,7 @@ from pathlib import Path
 
 from services.worker import tiny_corpus
 
-BUILD_VERSION = 5  # bump when the build changes: cached models are rebuilt
+BUILD_VERSION = 7  # bump when the build changes: cached models are rebuilt
 SPEC_FILE = "quantmesh_tiny_model.json"
 GOLDEN_FILE = "golden_prompts.json"
 MAX_POSITION_EMBEDDINGS = 2048
@@ -43,8 +43,8 @@ class TinyModelSize:
 
 
 SIZES = {
-    "s": TinyModelSize(hidden_size=128, num_layers=2, intermediate_size=256, max_train_steps=1000, learning_rate=3e-3),
-    "m": TinyModelSize(hidden_size=192, num_layers=3, intermediate_size=384, max_train_steps=1000, learning_rate=2e-3),
+    "s": TinyModelSize(hidden_size=128, num_layers=2, intermediate_size=256, max_train_steps=1500, learning_rate=3e-3),
+    "m": TinyModelSize(hidden_size=192, num_layers=3, intermediate_size=384, max_train_steps=1500, learning_rate=2e-3),
 }
 HEAD_DIM = 64
 TOKENIZER_VOCAB_SIZE = 512
@@ -52,8 +52,8 @@ TRAIN_PARAGRAPHS = 24
 TRAIN_BATCH = 12
 CHECK_EVERY_STEPS = 25
 # Train until each expected golden token leads the runner-up by this many logits: a barely-learned answer flips
-# under another engine's kernels and rounding (seen with vLLM's CPU path at small margins).
-MIN_LOGIT_MARGIN = 4.0
+# under another engine's kernels (the weights are saved in float32, so no rounding is added on the way to vLLM).
+MIN_LOGIT_MARGIN = 2.0
 
 
 def build_tiny_model(directory: Path, *, size: str = "s", seed: int = 0) -> Path:
@@ -97,6 +97,8 @@ def _build_into(directory: Path, size: TinyModelSize, seed: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     torch.manual_seed(seed)
+    # One thread: a few-MB model gains nothing from more, and it keeps the build fast beside busy vLLM engines.
+    torch.set_num_threads(1)
     tokenizer = _train_tokenizer(directory)
     hf_tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))
     config = LlamaConfig(
@@ -115,7 +117,8 @@ def _build_into(directory: Path, size: TinyModelSize, seed: int) -> None:
     )
     model = LlamaForCausalLM(config)
     _train(model, hf_tokenizer, size, seed, tokenizer.token_to_id(tiny_corpus.PAD_TOKEN))
-    model.to(torch.bfloat16).save_pretrained(directory, safe_serialization=True)
+    # float32, as trained: bf16 rounding moved the golden answers' logits enough to flip them under vLLM.
+    model.save_pretrained(directory, safe_serialization=True)
     _write_tokenizer_config(directory)
     golden = [asdict(golden) for golden in tiny_corpus.GOLDEN_PROMPTS]
     (directory / GOLDEN_FILE).write_text(json.dumps(golden, indent=2))
@@ -179,6 +182,10 @@ def _train(model, tokenizer, size: TinyModelSize, seed: int, pad_id: int) -> Non
     ]
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=size.learning_rate, weight_decay=0.0)
+    # Linear decay to 10%: at a constant rate the facts keep trading places and the margins never settle.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.1, 1.0 - step / size.max_train_steps)
+    )
     model.train()
     for step in range(1, size.max_train_steps + 1):
         order = torch.randperm(len(encoded), generator=generator)[:TRAIN_BATCH].tolist()
@@ -187,6 +194,7 @@ def _train(model, tokenizer, size: TinyModelSize, seed: int, pad_id: int) -> Non
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
         if step % CHECK_EVERY_STEPS == 0 and _golden_margin(model, tokenizer) >= MIN_LOGIT_MARGIN:
             return
     raise RuntimeError(f"tiny model did not learn the golden prompts in {size.max_train_steps} steps")
