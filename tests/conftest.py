@@ -3,5 +3,10 @@
 pytest_plugins = [
     "tests.fixtures.classifier",
     "tests.fixtures.deploy",
+    "tests.fixtures.mesh",
+    "tests.fixtures.profiler",
     "tests.fixtures.redis",
+    "tests.fixtures.router",
+    "tests.fixtures.worker",
+    "tests.fixtures.observability",  # imports tests.fixtures.worker: after it
 ]
