@@ -6,7 +6,7 @@ BUF := node_modules/.bin/buf
 # buf breaking compares the protos with this git ref (the previous commit on main by default).
 BREAKING_AGAINST ?= .git\#ref=HEAD~1
 
-.PHONY: setup protos lint breaking check-generated test test-fast demo up bench clean
+.PHONY: setup protos lint breaking check-generated test test-fast demo up bench certs clean
 
 .setup-stamp: scripts/setup.sh pyproject.toml package.json package-lock.json
 	./scripts/setup.sh
@@ -49,5 +49,9 @@ up: .setup-stamp
 bench: .setup-stamp
 	for b in benchmarks/[a-z]*.py; do n=$$(basename $$b .py); [ $$n = results_io ] || $(PY) -m benchmarks.$$n; done
 
+# A local CA with server and client certificates for TLS / mutual TLS between the services (into .certs/).
+certs: .setup-stamp
+	$(PY) -m services.common.certs --out .certs
+
 clean:
-	rm -rf .venv node_modules .setup-stamp .cache
+	rm -rf .venv node_modules .setup-stamp .cache .certs

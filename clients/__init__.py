@@ -5,6 +5,7 @@ The SDK's public names are re-exported here::
     from clients import QuantmeshClient, Requirements
 """
 
+from clients.credentials import TlsOptions
 from clients.errors import (
     AbortedError,
     CancelledError,
@@ -12,8 +13,10 @@ from clients.errors import (
     FailedPreconditionError,
     InternalError,
     InvalidArgumentError,
+    PermissionDeniedError,
     QuantmeshError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from clients.messages import (
@@ -34,6 +37,7 @@ from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
 __all__ = [
     "AbortedError", "AsyncQuantmeshClient", "CancelledError", "ChatMessage", "ChatRole", "Completion",
     "DeadlineExceededError", "FailedPreconditionError", "GenerationSummary", "InternalError", "InvalidArgumentError",
-    "Pair", "Quantization", "QuantmeshClient", "QuantmeshError", "Requirements", "ResourceExhaustedError",
-    "RouteDecision", "RoutingMode", "Sampling", "TokenChunk", "UnavailableError",
+    "Pair", "PermissionDeniedError", "Quantization", "QuantmeshClient", "QuantmeshError", "Requirements",
+    "ResourceExhaustedError", "RouteDecision", "RoutingMode", "Sampling", "TlsOptions", "TokenChunk",
+    "UnauthenticatedError", "UnavailableError",
 ]

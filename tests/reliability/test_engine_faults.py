@@ -1,0 +1,181 @@
+"""Faults around real engine requests: one real vLLM worker (tiny-llama-s) behind a TCP proxy the test controls.
+
+Orphaned engine requests are counted from the worker's own scheduler counters (GetLoad: running + waiting, asked
+directly, not through the proxy) once every client call has ended. Scenarios: the caller cancels mid-stream; the
+router-worker link is dropped mid-stream; the link stalls past the deadline; the router is killed -9 mid-stream
+(and the same client is served by the restarted router).
+Writes tests/reliability/results/engine_<scenario>.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from clients.messages import Requirements, Sampling
+from clients.sdk import AsyncQuantmeshClient
+from services.worker.tiny_model import build_tiny_model
+from tests.fixtures.reliability import LocalMesh
+from tests.fixtures.worker import MODEL_CACHE_DIR
+from tests.reliability.accounting import RequestOutcome, ScenarioResult, run_generate
+from tests.reliability.meshes import vllm_worker
+from tests.reliability.traffic import reconnected, until
+
+pytestmark = pytest.mark.vllm
+
+WORKER = "tiny-s"
+PROMPT = "Tell me a long story about the capital of France."
+# Sampled (not greedy) so that the tiny model rambles instead of stopping at once; long enough to break mid-stream.
+SAMPLING = Sampling(temperature=1.0, seed=7)
+LONG = Requirements(max_output_tokens=1500, latency_budget_ms=20_000)
+STREAMS = 3
+
+
+@pytest.fixture(scope="module")
+async def mesh(tmp_path_factory: pytest.TempPathFactory):
+    # Only the small model (tests.fixtures.worker's tiny_model_dirs would also build the medium one), or a model
+    # directory given in QUANTMESH_RELIABILITY_MODEL_DIR (skips the build).
+    given = os.environ.get("QUANTMESH_RELIABILITY_MODEL_DIR")
+    model_dir = Path(given) if given else await asyncio.to_thread(build_tiny_model, MODEL_CACHE_DIR / "tiny-llama-s",
+                                                                  size="s")
+    async with LocalMesh(tmp_path_factory.mktemp("engine-mesh"), [vllm_worker(WORKER, model_dir)],
+                         proxied=frozenset({WORKER}), router_env={"QUANTMESH_ROUTER_CLASSIFIER_TIMEOUT_MS": "500"},
+                         ) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(mesh: LocalMesh):
+    async with AsyncQuantmeshClient(mesh.router_address) as sdk:
+        # The previous scenario may have cut the router's load stream: wait until the worker is routable again.
+        async def routable() -> bool:
+            return (await run_generate(sdk, PROMPT, Requirements(max_output_tokens=2, latency_budget_ms=5000))).ok
+
+        assert await until(routable, 20.0)
+        yield sdk
+
+
+async def streams_with_fault(mesh: LocalMesh, client: AsyncQuantmeshClient, fault: Callable[[], Awaitable[None]],
+                             requirements: Requirements = LONG, timings: dict | None = None) -> list[RequestOutcome]:
+    """Starts `STREAMS` long generations, runs `fault` as soon as the engine itself reports one running (its own
+    counters: the clients' view lags behind on a busy machine, and a tiny model ends a stream in about a second),
+    and returns their outcomes."""
+    timings = {} if timings is None else timings
+    first_token = asyncio.Event()
+
+    async def one() -> RequestOutcome:
+        outcome = RequestOutcome(status="OK", admitted=False)
+        stream = client.generate(PROMPT, requirements, sampling=SAMPLING)
+        began = time.monotonic()
+        try:
+            async for event in stream:
+                if hasattr(event, "first_token_index"):
+                    outcome.chunks.append(event)
+                    first_token.set()
+                elif hasattr(event, "usage"):
+                    outcome.summary = event
+                else:
+                    outcome.admitted, outcome.decision = True, event
+        except Exception as exc:  # noqa: BLE001 - the SDK's typed errors; anything else is recorded as undefined
+            outcome.status = getattr(getattr(exc, "code", None), "name", type(exc).__name__)
+            outcome.message = str(exc)
+        outcome.latency_s = time.monotonic() - began
+        return outcome
+
+    began = time.monotonic()
+    tasks = [asyncio.create_task(one()) for _ in range(STREAMS)]
+
+    async def engine_running() -> None:
+        async def running() -> bool:
+            with contextlib.suppress(grpc.aio.AioRpcError):  # a starved worker may answer late: the tokens decide
+                return (await mesh.worker_load(WORKER)).running_requests > 0
+            return False
+
+        await until(running, 30.0, interval_s=0.01)
+
+    # Whichever comes first: the engine reports a running request, or a client sees a token.
+    signals = [asyncio.create_task(engine_running()), asyncio.create_task(first_token.wait())]
+    done, pending = await asyncio.wait(signals, timeout=30.0, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    started = bool(done)
+    fault_at = time.monotonic() - began
+    await fault()
+    outcomes = list(await asyncio.gather(*tasks))
+    timings.update(fault_at_s=round(fault_at, 3), engine_running_at_fault=started,
+                   tokens_at_end=[sum(len(c.token_ids) for c in o.chunks) for o in outcomes],
+                   stream_latency_s=[round(o.latency_s, 3) for o in outcomes])
+    return outcomes
+
+
+def assert_cut(outcomes: list[RequestOutcome], status: str) -> None:
+    """The fault cut at least one stream, with `status`; a stream whose last token was already out may complete."""
+    statuses = [outcome.status for outcome in outcomes]
+    assert status in statuses and set(statuses) <= {status, "OK"}, statuses
+
+
+async def finish(mesh: LocalMesh, result: ScenarioResult, outcomes: list[RequestOutcome]) -> None:
+    result.record_all(outcomes)
+    result.orphaned_engine_requests = await mesh.orphaned_engine_requests()
+    result.figures["dead_processes"] = mesh.dead_processes()
+    result.write()
+    result.assert_clean()
+    assert not mesh.dead_processes()
+
+
+async def test_caller_cancels_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
+    result = ScenarioResult("engine_cancel")
+    outcomes = await asyncio.gather(*(run_generate(client, PROMPT, LONG, sampling=SAMPLING, cancel_after_tokens=8)
+                                      for _ in range(STREAMS)))
+    await finish(mesh, result, list(outcomes))
+    assert result.rejected["CANCELLED"] == STREAMS
+
+
+async def test_link_dropped_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
+    result = ScenarioResult("engine_link_drop")
+    outcomes = await streams_with_fault(mesh, client, mesh.proxies[WORKER].drop, timings=result.figures)
+    await finish(mesh, result, outcomes)
+    assert_cut(outcomes, "UNAVAILABLE")
+
+
+async def test_link_stalled_past_the_deadline(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
+    result = ScenarioResult("engine_link_stall")
+    proxy = mesh.proxies[WORKER]
+    # Within what the worker admits at its measured speed, so that the stall (not admission) ends the calls.
+    budget = Requirements(max_output_tokens=1500, latency_budget_ms=8000)
+
+    async def stall() -> None:
+        proxy.stall()
+
+    try:
+        outcomes = await streams_with_fault(mesh, client, stall, budget, timings=result.figures)
+        # The worker hears nothing while the link is stalled: its own gRPC deadline (what was left of the budget,
+        # passed by the router) ends the call and aborts the engine request.
+        result.orphaned_engine_requests = await mesh.orphaned_engine_requests()
+    finally:
+        proxy.resume()
+    result.record_all(outcomes)
+    result.figures["dead_processes"] = mesh.dead_processes()
+    result.write()
+    result.assert_clean()
+    assert_cut(outcomes, "DEADLINE_EXCEEDED")
+
+
+async def test_router_killed_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
+    result = ScenarioResult("engine_router_kill")
+    outcomes = await streams_with_fault(mesh, client, mesh.kill_router, timings=result.figures)
+    result.orphaned_engine_requests = await mesh.orphaned_engine_requests()
+    await mesh.start_router()
+    afters, reconnect_s = await reconnected(client, Requirements(max_output_tokens=8, latency_budget_ms=10_000))
+    after = afters[-1]
+    result.figures.update(same_client_served_after_restart=after.ok, same_client_reconnect_s=round(reconnect_s, 2))
+    await finish(mesh, result, [*outcomes, *afters])
+    assert_cut(outcomes, "UNAVAILABLE")
+    assert after.ok
