@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -94,7 +95,14 @@ async def _run(model_dir: Path, address: str, rounds: int, max_tokens: int) -> t
     defaults = WorkerSettings(model=str(model_dir), served_model_name="bench")
     llm = await asyncio.to_thread(_inprocess_engine, model_dir, defaults)
     figures: dict[str, float] = {}
-    details: dict[str, Any] = {"rounds": rounds, "max_output_tokens": max_tokens, "per_round": {}}
+    details: dict[str, Any] = {
+        "rounds": rounds,
+        "max_output_tokens": max_tokens,
+        "stream_coalesce_window_ms": defaults.stream_coalesce_window_ms,
+        "stream_coalesce_min_streams": defaults.stream_coalesce_min_streams,
+        "load_average_before": list(os.getloadavg()),
+        "per_round": {},
+    }
     try:
         async with grpc.aio.insecure_channel(address) as channel:
             stub = worker_pb2_grpc.InferenceWorkerServiceStub(channel)
@@ -145,6 +153,7 @@ def main() -> None:
         figures, details = asyncio.run(_run(model_dir, worker.address, args.rounds, args.max_output_tokens))
     finally:
         worker.stop()
+    details["load_average_after"] = list(os.getloadavg())  # the machine is shared: high values mean noisy figures
     details["model"] = str(model_dir)
     details["worker_log"] = str(log_path)
     details["method"] = (
