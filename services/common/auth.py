@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.interceptors import run_before_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -198,37 +198,5 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             caller = authorize(self._registry, required, token, peer_identities(context))
             structlog.contextvars.bind_contextvars(caller=caller.name)
 
-        return _guarded(handler, check)
+        return run_before_behavior(handler, lambda _request, context: check(context))
 
-
-def _guarded(handler: grpc.RpcMethodHandler, check: Callable[[grpc.aio.ServicerContext], None]) -> grpc.RpcMethodHandler:
-    """The same handler, running `check(context)` before its behaviour."""
-
-    def unary(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            check(context)
-            return await behavior(request, context)
-
-        return wrapper
-
-    def stream(behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            check(context)
-            result = behavior(request, context)
-            if inspect.isasyncgen(result):
-                async for response in result:
-                    yield response
-            else:
-                await result
-
-        return wrapper
-
-    codec = {"request_deserializer": handler.request_deserializer,
-             "response_serializer": handler.response_serializer}
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **codec)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **codec)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **codec)
-    return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **codec)

@@ -40,32 +40,74 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return rebuild_handler(
+            handler,
+            lambda behavior, _request_streaming: _status_mapped_unary(behavior, method),
+            lambda behavior, _request_streaming: _status_mapped_stream(behavior, method),
         )
 
 
-def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awaitable[Any]]:
+def rebuild_handler(
+    handler: grpc.RpcMethodHandler,
+    wrap_unary_response: Callable[[Callable[..., Any], bool], Callable[..., Awaitable[Any]]],
+    wrap_stream_response: Callable[[Callable[..., Any], bool], Callable[..., AsyncIterator[Any]]],
+) -> grpc.RpcMethodHandler:
+    """The same RPC with its behaviour wrapped, for server interceptors.
+
+    `wrap_unary_response(behavior, request_streaming)` wraps RPCs that answer once, `wrap_stream_response(...)` those
+    that stream their answer; `request_streaming` tells whether the request side is a stream.
+    """
+    codec = {"request_deserializer": handler.request_deserializer,
+             "response_serializer": handler.response_serializer}
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(wrap_unary_response(handler.unary_unary, False), **codec)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(wrap_stream_response(handler.unary_stream, False), **codec)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(wrap_unary_response(handler.stream_unary, True), **codec)
+    return grpc.stream_stream_rpc_method_handler(wrap_stream_response(handler.stream_stream, True), **codec)
+
+
+def run_before_behavior(
+    handler: grpc.RpcMethodHandler, before: Callable[[Any, grpc.aio.ServicerContext], None]
+) -> grpc.RpcMethodHandler:
+    """The same RPC, calling `before(request, context)` first (request is None when the request side streams).
+
+    An exception from `before` ends the RPC as the behaviour's own would (mapped by `ExceptionToStatusInterceptor`).
+    """
+
+    def unary(behavior: Callable[..., Any], request_streaming: bool) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            before(None if request_streaming else request, context)
+            return await behavior(request, context)
+
+        return wrapper
+
+    def stream(behavior: Callable[..., Any], request_streaming: bool) -> Callable[..., AsyncIterator[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            before(None if request_streaming else request, context)
+            async for response in relay_responses(behavior, request, context):
+                yield response
+
+        return wrapper
+
+    return rebuild_handler(handler, unary, stream)
+
+
+async def relay_responses(
+    behavior: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext
+) -> AsyncIterator[Any]:
+    """Yields what a response-streaming behaviour produces, whether it is an async generator or a coroutine that
+    writes with `context.write()` and returns None."""
+    result = behavior(request, context)
+    if inspect.isasyncgen(result):
+        async for response in result:
+            yield response
+    else:
+        await result
+
+
+def _status_mapped_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await behavior(request, context)
@@ -77,15 +119,11 @@ def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awai
     return wrapper
 
 
-def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., AsyncIterator[Any]]:
+def _status_mapped_stream(behavior: Callable[..., Any], method: str) -> Callable[..., AsyncIterator[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            result = behavior(request, context)
-            if inspect.isasyncgen(result):
-                async for response in result:
-                    yield response
-            else:  # a handler that writes with context.write() and returns None
-                await result
+            async for response in relay_responses(behavior, request, context):
+                yield response
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - this is the one place exceptions become statuses

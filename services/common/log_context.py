@@ -12,14 +12,14 @@ Prompt text is never bound here (nor logged by the services) unless a service's 
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
 from opentelemetry import propagate, trace
 
+from services.common.interceptors import run_before_behavior
 from services.common.tracing import current_trace_id
 
 
@@ -56,33 +56,5 @@ class LogContextInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        common = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method, True), **common)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_stream(handler.unary_stream, method, True), **common)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, method, False), **common)
-        return grpc.stream_stream_rpc_method_handler(_stream(handler.stream_stream, method, False), **common)
+        return run_before_behavior(handler, lambda request, context: _bind(method, context, request))
 
-
-def _unary(behavior: Callable[..., Any], method: str, unary_request: bool) -> Callable[..., Awaitable[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        _bind(method, context, request if unary_request else None)
-        return await behavior(request, context)
-
-    return wrapper
-
-
-def _stream(behavior: Callable[..., Any], method: str, unary_request: bool) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        _bind(method, context, request if unary_request else None)
-        result = behavior(request, context)
-        if inspect.isasyncgen(result):
-            async for response in result:
-                yield response
-        else:  # a handler that writes with context.write() and returns None
-            await result
-
-    return wrapper
