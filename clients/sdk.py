@@ -181,23 +181,10 @@ class _StreamState:
         return Completion(self.decision, self.text, tuple(self.chunks), self.summary)
 
 
-class AsyncGenerationStream:
-    """One in-flight `RouterService.Generate` call; `async for` yields `GenerateEvent`s.
+class _ReceivedSoFar:
+    """What a Generate stream has received so far: shared by the async and sync streams."""
 
-    Events arrive in order: one `RouteDecision`, then `TokenChunk`s, then one `GenerationSummary`. As they arrive
-    they are also kept on the stream (`decision`, `received_chunks`, `text`, `summary`). Leaving the `async for` early or
-    calling `cancel()` cancels the RPC: the router cancels its worker call and the worker aborts the engine request.
-
-    Raises (while iterating):
-        QuantmeshError subclasses: `DeadlineExceededError` (budget spent), `ResourceExhaustedError`,
-        `UnavailableError`, `InvalidArgumentError`, `FailedPreconditionError`, `clients.errors.CancelledError`
-        (after `cancel()`; a cancelled asyncio task still sees `asyncio.CancelledError`).
-    """
-
-    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:
-        self._call = call
-        self._state = _StreamState()
-        self._cancel_requested = False
+    _state: _StreamState
 
     @property
     def decision(self) -> RouteDecision | None:
@@ -215,6 +202,25 @@ class AsyncGenerationStream:
     @property
     def summary(self) -> GenerationSummary | None:
         return self._state.summary
+
+
+class AsyncGenerationStream(_ReceivedSoFar):
+    """One in-flight `RouterService.Generate` call; `async for` yields `GenerateEvent`s.
+
+    Events arrive in order: one `RouteDecision`, then `TokenChunk`s, then one `GenerationSummary`. As they arrive
+    they are also kept on the stream (`decision`, `received_chunks`, `text`, `summary`). Leaving the `async for` early or
+    calling `cancel()` cancels the RPC: the router cancels its worker call and the worker aborts the engine request.
+
+    Raises (while iterating):
+        QuantmeshError subclasses: `DeadlineExceededError` (budget spent), `ResourceExhaustedError`,
+        `UnavailableError`, `InvalidArgumentError`, `FailedPreconditionError`, `clients.errors.CancelledError`
+        (after `cancel()`; a cancelled asyncio task still sees `asyncio.CancelledError`).
+    """
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:
+        self._call = call
+        self._state = _StreamState()
+        self._cancel_requested = False
 
     def cancel(self) -> None:
         """Cancels the call (no-op once it has finished); iterating it then raises `CancelledError`."""
@@ -251,7 +257,7 @@ class AsyncGenerationStream:
         return self._state.completion()
 
 
-class GenerationStream:
+class GenerationStream(_ReceivedSoFar):
     """The sync twin of `AsyncGenerationStream`: a plain iterator of `GenerateEvent`s.
 
     Ctrl-C (KeyboardInterrupt) while iterating, breaking out of the loop, or `cancel()` cancels the RPC, and with
@@ -261,23 +267,6 @@ class GenerationStream:
     def __init__(self, call: Any) -> None:  # a grpc._channel._MultiThreadedRendezvous
         self._call = call
         self._state = _StreamState()
-
-    @property
-    def decision(self) -> RouteDecision | None:
-        return self._state.decision
-
-    @property
-    def received_chunks(self) -> tuple[TokenChunk, ...]:
-        """The token chunks received so far."""
-        return tuple(self._state.chunks)
-
-    @property
-    def text(self) -> str:
-        return self._state.text
-
-    @property
-    def summary(self) -> GenerationSummary | None:
-        return self._state.summary
 
     def cancel(self) -> None:
         """Cancels the call (no-op once it has finished); iterating it then raises `CancelledError`."""
