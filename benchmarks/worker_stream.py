@@ -3,7 +3,7 @@
 One run starts a worker process (`python -m services.worker`, tiny model "s", real vLLM) and, in this process, an
 `AsyncLLM` with the same engine arguments. For each concurrency (1, 16, 64 streams) it runs rounds alternately on
 each path (same prompts, greedy, every stream generating exactly `--max-output-tokens` tokens: raw prompts of the
-tiny model never emit end-of-sequence) and reports the median over rounds of total output tokens / wall time.
+tiny model chosen not to emit end-of-sequence) and reports the median over rounds of total output tokens / wall time.
 
 Figures: `grpc_tokens_per_s_<c>`, `inprocess_tokens_per_s_<c>` and `grpc_over_inprocess_tokens_per_s_<c>` (the ratio
 of the medians; target >= 0.90 at 16 and 64).
@@ -32,7 +32,8 @@ from services.worker.tiny_model import build_tiny_model
 from tests.fixtures.worker import MODEL_CACHE_DIR, start_worker
 
 CONCURRENCIES = (1, 16, 64)
-COUNTRIES = ("France", "Spain", "Italy", "Germany", "Japan", "Egypt", "Canada", "Peru")
+# Prompts whose greedy continuation runs to max_output_tokens on both tiny models (no end-of-sequence).
+COUNTRIES = ("France", "Spain", "Italy", "Peru", "Kenya", "Norway")
 
 
 def _prompts(count: int) -> list[str]:

@@ -1,8 +1,9 @@
 """The fixed training corpus of the tiny test models, generated deterministically (no files, no network).
 
 The corpus is a set of short facts ("The capital of France is Paris.") arranged two ways:
-- raw paragraphs: facts in a seeded order, one after another, with no end-of-sequence token, so that a raw prompt
-  keeps generating until max_output_tokens (useful for streaming tests and throughput benchmarks);
+- raw paragraphs: facts in a seeded order, one after another, with no end-of-sequence token, so that most raw
+  prompts keep generating until max_output_tokens under greedy decoding (streaming tests and benchmarks pick prompts
+  checked to do so; the end-of-turn token learned from chat turns can still be sampled);
 - chat turns rendered with `CHAT_TEMPLATE`, ending with the end-of-turn token, so that a chat request stops by itself.
 
 The golden prompts (`GOLDEN_PROMPTS`) are facts of the corpus: a trained tiny model continues them with the expected

@@ -40,6 +40,9 @@ HARD_PROMPT = (
 )
 REQUIRED_ACCURACY = 0.8
 BUDGET_MS = 30_000
+# Greedy decoding of this prompt runs to max_output_tokens on the tiny models (no end-of-sequence): tests that need
+# a long generation use it, since sampling may end a stream early.
+FULL_LENGTH_PROMPT = "The capital of Peru is"
 GREEDY = common_pb2.SamplingParams(temperature=0.0)
 SAMPLED = common_pb2.SamplingParams(temperature=1.0, seed=1)
 
@@ -252,7 +255,7 @@ async def test_budget_too_small_for_any_pair_falls_back_then_deadline_exceeded_w
     started = time.monotonic()
     messages = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for message in route.Generate(generate_request(SIMPLE_PROMPT, sampling=SAMPLED, max_output_tokens=400,
+        async for message in route.Generate(generate_request(FULL_LENGTH_PROMPT, sampling=GREEDY, max_output_tokens=400,
                                                              latency_budget_ms=150), timeout=30):
             messages.append(message)
     elapsed_s = time.monotonic() - started
@@ -297,12 +300,14 @@ async def test_worker_killed_after_the_first_token_gives_unavailable_and_no_dupl
     async with grpc.aio.insecure_channel(accurate.address) as channel:
         worker = worker_pb2_grpc.InferenceWorkerServiceStub(channel)
         background = [asyncio.ensure_future(drain(worker.Generate(worker_pb2.GenerateRequest(
-            prompt=SIMPLE_PROMPT, max_output_tokens=500, sampling=SAMPLED), timeout=60))) for _ in range(24)]
+            prompt=FULL_LENGTH_PROMPT, max_output_tokens=500, sampling=GREEDY), timeout=60))) for _ in range(24)]
+        loaded_by = time.monotonic() + 60
         while (await worker.GetLoad(worker_pb2.GetLoadRequest(), timeout=5)).load.running_requests < 16:
+            assert time.monotonic() < loaded_by, "the background streams never reached 16 running requests"
             await asyncio.sleep(0.01)
         chunks = []
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            request = generate_request(SIMPLE_PROMPT, sampling=SAMPLED, max_output_tokens=500)
+            request = generate_request(FULL_LENGTH_PROMPT, sampling=GREEDY, max_output_tokens=500)
             async for message in route.Generate(request, timeout=60):
                 if message.HasField("chunk"):
                     chunks.append(message.chunk)

@@ -156,7 +156,11 @@ async def test_sixteen_concurrent_streams_complete_with_exact_usage(
     for request, (chunks, complete) in zip(requests, results, strict=True):
         token_ids = [token for chunk in chunks for token in chunk.token_ids]
         assert complete.usage.completion_tokens == len(token_ids)
-        assert complete.usage.completion_tokens == request.max_output_tokens  # raw prompts never emit EOS
+        if complete.finish_reason == common_pb2.FINISH_REASON_LENGTH:
+            assert complete.usage.completion_tokens == request.max_output_tokens
+        else:  # sampling may pick the end-of-sequence token
+            assert complete.finish_reason == common_pb2.FINISH_REASON_STOP
+            assert complete.usage.completion_tokens < request.max_output_tokens
         expected_index = 0
         for chunk in chunks:  # no gap, no duplicate
             assert chunk.first_token_index == expected_index
@@ -166,7 +170,10 @@ async def test_sixteen_concurrent_streams_complete_with_exact_usage(
 
 
 async def test_cancelled_stream_frees_the_engine_request(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
-    call = stub.Generate(worker_pb2.GenerateRequest(prompt="The capital of Peru is", max_output_tokens=480))
+    # Greedy: this prompt's continuation runs to max_output_tokens (checked on both tiny models).
+    call = stub.Generate(
+        worker_pb2.GenerateRequest(prompt="The capital of Peru is", max_output_tokens=480, sampling=GREEDY)
+    )
     async for response in call:
         assert response.HasField("chunk")
         break
@@ -177,12 +184,12 @@ async def test_cancelled_stream_frees_the_engine_request(stub: worker_pb2_grpc.I
 
 
 async def test_expired_deadline_frees_the_engine_request(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
-    request = worker_pb2.GenerateRequest(prompt="The capital of Kenya is", max_output_tokens=480)
+    request = worker_pb2.GenerateRequest(prompt="The capital of Kenya is", max_output_tokens=480, sampling=GREEDY)
     received = 0
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for response in stub.Generate(request, timeout=0.3):
+        async for response in stub.Generate(request, timeout=1.0):
             received += len(response.chunk.token_ids)
-            await asyncio.sleep(0.01)  # a slow reader: the deadline passes before the 480 tokens are read
+            await asyncio.sleep(0.02)  # a slow reader: the deadline passes before the 480 tokens are read
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert 0 < received < 480
     await _wait_for_idle(stub)
@@ -236,7 +243,10 @@ async def test_watch_load_reports_at_once_then_on_change(stub: worker_pb2_grpc.I
     await asyncio.sleep(0.3)
     assert len(reports) == 1 and reports[0].running_requests == 0 and reports[0].serving  # the immediate report
     generation = asyncio.create_task(
-        _collect(stub, worker_pb2.GenerateRequest(prompt="The capital of Norway is", max_output_tokens=200))
+        _collect(
+            stub,
+            worker_pb2.GenerateRequest(prompt="The capital of Norway is", max_output_tokens=200, sampling=GREEDY),
+        )
     )
     await asyncio.wait_for(reader, 10.0)  # a change report, long before the 60 s period
     assert reports[-1].running_requests == 1
