@@ -58,9 +58,16 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
     """
     profiles = ActiveProfiles()
     traced = tracing.client_interceptors()
+    backoff_ms = settings.upstream_reconnect_backoff_max_ms
+    upstream_options = [("grpc.initial_reconnect_backoff_ms", min(100, backoff_ms)),
+                        ("grpc.min_reconnect_backoff_ms", min(100, backoff_ms)),
+                        ("grpc.max_reconnect_backoff_ms", backoff_ms)]
+
+    def open_upstream(address: str) -> grpc.aio.Channel:
+        return tls.open_channel(address, settings, upstream_options, interceptors=traced)
+
     workers = WorkerPool(settings.breaker_config(), settings.load_watch_interval_ms,
-                         settings.load_stale_after_ms / 1000.0,
-                         open_channel=lambda endpoint: tls.open_channel(endpoint, settings, interceptors=traced))
+                         settings.load_stale_after_ms / 1000.0, open_channel=open_upstream)
     metrics = RouterMetrics()
     profiles.on_change(lambda loaded: workers.reconcile(loaded.document))
     profiles.on_change(metrics.profiles_loaded)
@@ -75,7 +82,7 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
 
     classifier_channel = classifier = None
     if settings.classifier_address:
-        classifier_channel = tls.open_channel(settings.classifier_address, settings, interceptors=traced)
+        classifier_channel = open_upstream(settings.classifier_address)
         classifier = classifier_pb2_grpc.ClassifierServiceStub(classifier_channel)
 
     router = RouterServicer(profiles, workers, classifier, settings.classifier_timeout_ms / 1000.0,

@@ -36,6 +36,11 @@ class RouterSettings(ServerSettings):
     load_stale_after_ms: float = Field(
         1500.0, gt=0, description="A worker without a load report for this long is unhealthy, ms."
     )
+    upstream_reconnect_backoff_max_ms: int = Field(
+        1000, ge=100, le=120_000,
+        description="Longest wait between reconnect attempts of the worker and classifier channels, ms (gRPC's own "
+        "default grows to 120 s, so a worker that starts after the router would stay unroutable for minutes).",
+    )
     fp8_max_numeric_token_share: float = Field(
         0.30, ge=0, le=1, description="No FP8 pair for prompts with a larger numeric-token share (DESIGN.md)."
     )

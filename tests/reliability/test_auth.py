@@ -33,6 +33,7 @@ from services.common.certs import issue, make_ca, make_local_pki
 from tests.fixtures.reliability import LocalMesh, MeshTls
 from tests.reliability.accounting import ScenarioResult
 from tests.reliability.meshes import synthetic_worker
+from tests.reliability.traffic import until
 
 APP_TOKEN = "app-" + uuid.uuid4().hex
 OPS_TOKEN = "ops-" + uuid.uuid4().hex
@@ -65,6 +66,16 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, pki):
     worker = synthetic_worker("syn-auth", "syn-auth", accuracy=(0.9, 0.8, 0.7), price_per_hour_usd=1.0)
     async with LocalMesh(tmp_path_factory.mktemp("auth-mesh"), [worker], tls=mesh_tls, log_level="INFO",
                          router_env={"QUANTMESH_ROUTER_CLASSIFIER_TIMEOUT_MS": "1000"}) as running:
+        # The router is SERVING once its profiles load; its load stream to the worker comes up a moment later.
+        async def routable() -> bool:
+            async with AsyncQuantmeshClient(running.router_address, token=OPS_TOKEN, max_attempts=1,
+                                            tls=tls_options(pki, "stranger")) as client:
+                try:
+                    return not (await client.complete("warm-up", REQUIREMENTS)).decision.classifier_degraded
+                except QuantmeshError:
+                    return False
+
+        assert await until(routable, 30.0), "the router never routed to the worker over mutual TLS"
         yield running
 
 

@@ -97,6 +97,32 @@ async def test_worker_killed_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshC
     assert recovered
 
 
+async def test_worker_back_after_a_long_outage_is_routed_to_within_seconds(mesh: LocalMesh,
+                                                                         client: AsyncQuantmeshClient) -> None:
+    """gRPC's own reconnect backoff grows to 120 s while an endpoint is down; the router caps it
+    (`upstream_reconnect_backoff_max_ms`, 1 s by default), so a worker back from an outage takes traffic again
+    about a second after it is SERVING, however long it was gone."""
+    result = ScenarioResult("fault_worker_long_outage")
+    outage_s = 25.0  # uncapped, the channel would by now wait ~10-17 s between attempts
+    await mesh.kill_worker(PROXIED)
+    outcomes = [await run_generate(client, PROMPT, REQUIREMENTS)]  # served by the other pair meanwhile
+    await asyncio.sleep(outage_s)
+    await mesh.start_worker(PROXIED)
+    serving_at = time.monotonic()
+
+    async def routed_to_it() -> bool:  # Route is a dry run: a fine-grained probe
+        decision = await client.route(PROMPT, REQUIREMENTS)
+        return decision.chosen is not None and decision.chosen.model_id == PROXIED
+
+    recovered = await until(routed_to_it, 30.0, interval_s=0.05)
+    routed_after_s = time.monotonic() - serving_at
+    recovered = recovered and await served_by(client, PROXIED)
+    result.figures.update(outage_s=outage_s, routed_to_after_serving_s=round(routed_after_s, 2))
+    await finish(mesh, result, outcomes)
+    assert recovered
+    assert routed_after_s < 3.0, routed_after_s
+
+
 async def test_classifier_killed(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
     result = ScenarioResult("fault_classifier_kill")
     outcomes = await traffic_during(client, REQUIREMENTS, clients=CLIENTS, duration_s=3.0 * SCALE, fault_at_s=1.0,
