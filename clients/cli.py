@@ -212,6 +212,7 @@ def chat(args: argparse.Namespace) -> int:
             if line == "/route":
                 console.print(decision_view(last_decision) if last_decision else "no request yet")
                 continue
+            turn_start = len(history)
             history.append(ChatMessage(ChatRole.USER, line))
             stream = client.generate(line if args.raw else list(history), requirements, sampling=sampling)
             try:
@@ -222,24 +223,22 @@ def chat(args: argparse.Namespace) -> int:
                     elif isinstance(event, TokenChunk):
                         sys.stdout.write(event.text)
                         sys.stdout.flush()
-            except KeyboardInterrupt:
+                if args.raw:  # a raw prompt is not a conversation
+                    del history[turn_start:]
+                else:
+                    history.append(ChatMessage(ChatRole.ASSISTANT, stream.text))
+                summary = stream.summary
+                if summary is not None:
+                    console.print(Text(f"\n{summary.served_by} · TTFT {ms(summary.ttft_ms)} · e2e "
+                                       f"{ms(summary.e2e_latency_ms)} · {summary.usage.completion_tokens} tokens · "
+                                       f"{summary.finish_reason.value} · {usd(summary.actual_cost_usd)}", style="dim"))
+            except KeyboardInterrupt:  # also when it lands after the last token: the turn is dropped either way
                 stream.cancel()
-                history.pop()
+                del history[turn_start:]
                 console.print(Text("\n[cancelled]", style="yellow"))
-                continue
             except QuantmeshError as exc:
-                history.pop()
+                del history[turn_start:]
                 console.print(Text.assemble("\n", (exc.code.name, "red"), f": {exc.message}"))
-                continue
-            summary = stream.summary
-            if args.raw:
-                history.pop()
-            else:
-                history.append(ChatMessage(ChatRole.ASSISTANT, stream.text))
-            if summary is not None:
-                console.print(Text(f"\n{summary.served_by} · TTFT {ms(summary.ttft_ms)} · e2e "
-                                   f"{ms(summary.e2e_latency_ms)} · {summary.usage.completion_tokens} tokens · "
-                                   f"{summary.finish_reason.value} · {usd(summary.actual_cost_usd)}", style="dim"))
 
 
 def _sample_with_overrides(sample: SampleConfig, args: argparse.Namespace) -> SampleConfig:

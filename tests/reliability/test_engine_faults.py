@@ -37,6 +37,9 @@ PROMPT = "The capital of Peru is"
 SAMPLING = Sampling(temperature=0.0)
 LONG = Requirements(max_output_tokens=1500, latency_budget_ms=20_000)
 STREAMS = 3
+# Of worker -> router bytes (load reports included) after which a link fault lands: a few dozen tokens of the
+# streams, each of which carries ~30 KB over 1500 tokens.
+LINK_FAULT_AFTER_BYTES = 2048
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,8 @@ async def client(mesh: LocalMesh):
 async def streams_with_fault(mesh: LocalMesh, client: AsyncQuantmeshClient, fault: Callable[[], Awaitable[None]],
                              requirements: Requirements = LONG, timings: dict | None = None) -> list[RequestOutcome]:
     """Starts `STREAMS` long generations, runs `fault` as soon as the engine itself reports one running (its own
-    counters: the clients' view lags behind on a busy machine, and a tiny model ends a stream in about a second),
-    and returns their outcomes."""
+    counters: the clients' view lags behind on a busy machine) or a client sees a token, and returns their outcomes.
+    Link faults do not go through here: the proxy lands them itself (`link_fault`)."""
     timings = {} if timings is None else timings
     first_token = asyncio.Event()
 
@@ -116,6 +119,16 @@ async def streams_with_fault(mesh: LocalMesh, client: AsyncQuantmeshClient, faul
     return outcomes
 
 
+async def link_fault(client: AsyncQuantmeshClient, arm: Callable[[int], None],
+                     requirements: Requirements = LONG) -> list[RequestOutcome]:
+    """Arms a proxy fault to land once `LINK_FAULT_AFTER_BYTES` of the streams have come back from the worker, then
+    runs `STREAMS` long generations: the fault is mid-stream whatever the machine's load (the proxy counts the bytes
+    it relays, no polling), since each stream carries far more than that."""
+    arm(LINK_FAULT_AFTER_BYTES)
+    return list(await asyncio.gather(*(run_generate(client, PROMPT, requirements, sampling=SAMPLING)
+                                       for _ in range(STREAMS))))
+
+
 def assert_cut(outcomes: list[RequestOutcome], status: str) -> None:
     """The fault cut at least one stream, with `status`; a stream whose last token was already out may complete."""
     statuses = [outcome.status for outcome in outcomes]
@@ -141,7 +154,9 @@ async def test_caller_cancels_mid_stream(mesh: LocalMesh, client: AsyncQuantmesh
 
 async def test_link_dropped_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
     result = ScenarioResult("engine_link_drop")
-    outcomes = await streams_with_fault(mesh, client, mesh.proxies[WORKER].drop, timings=result.figures)
+    outcomes = await link_fault(client, mesh.proxies[WORKER].drop_after)
+    result.figures.update(tokens_at_end=[sum(len(c.token_ids) for c in o.chunks) for o in outcomes],
+                          messages=[o.message for o in outcomes])
     await finish(mesh, result, outcomes)
     assert_cut(outcomes, "UNAVAILABLE")
 
@@ -152,11 +167,9 @@ async def test_link_stalled_past_the_deadline(mesh: LocalMesh, client: AsyncQuan
     # Within what the worker admits at its measured speed, so that the stall (not admission) ends the calls.
     budget = Requirements(max_output_tokens=1500, latency_budget_ms=8000)
 
-    async def stall() -> None:
-        proxy.stall()
-
     try:
-        outcomes = await streams_with_fault(mesh, client, stall, budget, timings=result.figures)
+        outcomes = await link_fault(client, proxy.stall_after, budget)
+        result.figures["tokens_at_end"] = [sum(len(c.token_ids) for c in o.chunks) for o in outcomes]
         # The worker hears nothing while the link is stalled: its own gRPC deadline (what was left of the budget,
         # passed by the router) ends the call and aborts the engine request.
         result.orphaned_engine_requests = await mesh.orphaned_engine_requests()

@@ -22,7 +22,7 @@ import time
 import grpc
 import pytest
 
-from clients.messages import Requirements
+from clients.messages import RejectionReason, Requirements
 from clients.sdk import AsyncQuantmeshClient
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from tests.fixtures.reliability import LocalMesh, environment_flag
@@ -48,6 +48,17 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory):
 async def client(mesh: LocalMesh):
     async with AsyncQuantmeshClient(mesh.router_address) as sdk:
         yield sdk
+
+
+async def routable_again(client: AsyncQuantmeshClient, model_id: str, timeout_s: float = 15.0) -> bool:
+    """True once the router counts `model_id` healthy again (its candidate is no longer rejected as unhealthy or
+    circuit-open), whether or not this prompt would pick it."""
+    async def healthy() -> bool:
+        decision = await client.route(PROMPT, REQUIREMENTS)
+        candidate = next(c for c in decision.candidates if c.pair.model_id == model_id)
+        return not {r.reason for r in candidate.rejections} & {RejectionReason.UNHEALTHY, RejectionReason.CIRCUIT_OPEN}
+
+    return await until(healthy, timeout_s, interval_s=0.05)
 
 
 async def served_by(client: AsyncQuantmeshClient, model_id: str, attempts: int = 20) -> bool:
@@ -85,7 +96,7 @@ async def test_worker_killed_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshC
     mid_stream = [o for o in outcomes if o.status == "UNAVAILABLE" and o.chunks]
     after_kill = [o for o in outcomes[-CLIENTS * 2:] if o.ok]
     await mesh.start_worker(killed[0])
-    recovered = await served_by(client, killed[0])
+    recovered = await routable_again(client, killed[0])
     result.figures.update(killed=killed[0], streams_cut_mid_stream=len(mid_stream),
                           recovered_after_restart=recovered,
                           served_by_survivor_after_kill=sum(o.summary.served_by.model_id == survivor
@@ -109,12 +120,7 @@ async def test_worker_back_after_a_long_outage_is_routed_to_within_seconds(mesh:
     await asyncio.sleep(outage_s)
     await mesh.start_worker(PROXIED)
     serving_at = time.monotonic()
-
-    async def routed_to_it() -> bool:  # Route is a dry run: a fine-grained probe
-        decision = await client.route(PROMPT, REQUIREMENTS)
-        return decision.chosen is not None and decision.chosen.model_id == PROXIED
-
-    recovered = await until(routed_to_it, 30.0, interval_s=0.05)
+    recovered = await routable_again(client, PROXIED, timeout_s=30.0)
     routed_after_s = time.monotonic() - serving_at
     recovered = recovered and await served_by(client, PROXIED)
     result.figures.update(outage_s=outage_s, routed_to_after_serving_s=round(routed_after_s, 2))

@@ -98,8 +98,9 @@ async def test_call_deadline_smaller_than_the_budget_wins(router) -> None:
     response = await route.Route(router_pb2.RouteRequest(prompt="Hello", requirements=REQUIREMENTS), timeout=0.5)
     assert REQUIREMENTS.latency_budget_ms > 500
     # The server's deadline is rebuilt from the grpc-timeout header (rounded when encoded) on the server's clock: the
-    # router may see a fraction of a millisecond more than 500 ms left (seen: 500.48), never the whole budget.
-    assert 0 < response.decision.effective_budget_ms <= 510.0
+    # router may see a few ms more than 500 ms left (seen: 500.48; 8009 of 8000 in another test), never the whole
+    # budget.
+    assert 0 < response.decision.effective_budget_ms <= 525.0
 
 
 async def test_validate_and_publish_profiles(router) -> None:
