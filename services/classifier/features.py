@@ -7,12 +7,16 @@ A text becomes one sparse row of `Featurizer.n_features` columns:
 - the last `len(DENSE_FEATURES)` columns: hand-made structure features (length, numbers, answer-choice layout,
   code characters...), standardised by the training mean and standard deviation.
 The same code builds training matrices (`rows_to_csr`) and scores queries at serving time, so the two never drift.
+Token blocks are built for a batch of texts at once (`Featurizer.token_rows`: a few numpy calls per batch, not per
+text); each row's numbers depend only on its own tokens, never on the other rows of the batch.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +47,9 @@ _CHOICE_LINE = re.compile(r"^[A-J][.)] ?(.*)$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 _CODE_CHARS = frozenset("{}()[];=<>_#`\\|")
 _BIGRAM_MULTIPLIER = 2654435761  # Knuth's multiplicative hash constant
+# On ASCII, str.isalpha is exactly A-Z / a-z and str.isupper exactly A-Z: the bytes to delete before counting.
+_NOT_ASCII_LETTER = bytes(b for b in range(128) if not chr(b).isalpha())
+_NOT_ASCII_UPPER = bytes(b for b in range(128) if not chr(b).isupper())
 
 
 def dense_raw(text: str, n_tokens: int, numeric_share: float) -> list[float]:
@@ -59,7 +66,7 @@ def dense_raw(text: str, n_tokens: int, numeric_share: float) -> list[float]:
             max_number = max(max_number, float(digits))
         except ValueError:  # "1.2.3": not one number
             continue
-    letters = sum(map(str.isalpha, text))  # map over str methods: C-speed counting
+    letters, uppercase = _letters_and_uppercase(text)
     return [
         math.log1p(n_chars),
         math.log1p(n_tokens),
@@ -76,13 +83,37 @@ def dense_raw(text: str, n_tokens: int, numeric_share: float) -> list[float]:
         math.log1p(text.count("\n")),
         float(text.count("?")),
         sum(text.count(char) for char in _CODE_CHARS) / n_chars if n_chars else 0.0,
-        sum(map(str.isupper, text)) / letters if letters else 0.0,
+        uppercase / letters if letters else 0.0,
     ]
+
+
+def _letters_and_uppercase(text: str) -> tuple[int, int]:
+    """Counts of `str.isalpha` and `str.isupper` characters of `text`."""
+    if text.isascii():  # the usual case: byte deletion in C, about 5x faster than a per-character map
+        data = text.encode("ascii")
+        return len(data.translate(None, _NOT_ASCII_LETTER)), len(data.translate(None, _NOT_ASCII_UPPER))
+    return sum(map(str.isalpha, text)), sum(map(str.isupper, text))
+
+
+@dataclass(frozen=True)
+class TokenRows:
+    """Token blocks of a batch of texts in CSR layout: row i is `columns[indptr[i]:indptr[i + 1]]` (sorted, unique,
+    below `Featurizer.dense_offset`) with `values` (log(1 + count), L2 norm 1 in every row that has a token).
+
+    Attributes:
+        indptr: Row boundaries, int64, shape (rows + 1,).
+        columns: Column of each entry, int64, shape (entries,).
+        values: Value of each entry, float64, shape (entries,).
+    """
+
+    indptr: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
 
 
 @dataclass(frozen=True)
 class Featurizer:
-    """Maps token ids and a text to one sparse feature row.
+    """Maps the token ids and structure features of texts to sparse feature rows.
 
     Attributes:
         vocab_size: Reference-tokenizer vocabulary size (unigram block width).
@@ -104,38 +135,38 @@ class Featurizer:
     def n_features(self) -> int:
         return self.dense_offset + len(DENSE_FEATURES)
 
-    def token_features(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices (int64, sorted, unique) and values (float64) of the unigram and bigram blocks."""
-        if not ids:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
-        unigrams = np.asarray(ids, dtype=np.int64)
+    def token_rows(self, id_rows: Sequence[Sequence[int]]) -> TokenRows:
+        """The unigram and bigram blocks of several texts, one row per item of `id_rows` (the token ids of one text)."""
+        n_rows = len(id_rows)
+        lengths = np.fromiter(map(len, id_rows), np.int64, n_rows)
+        unigrams = np.fromiter(itertools.chain.from_iterable(id_rows), np.int64, int(lengths.sum()))
+        token_row = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+        pair = token_row[1:] == token_row[:-1]  # bigrams only between neighbours of the same text
         bigrams = (
-            (unigrams[:-1] * self.vocab_size + unigrams[1:]) * _BIGRAM_MULTIPLIER
+            (unigrams[:-1][pair] * self.vocab_size + unigrams[1:][pair]) * _BIGRAM_MULTIPLIER
         ) % self.bigram_buckets + self.vocab_size
-        columns, counts = np.unique(np.concatenate((unigrams, bigrams)), return_counts=True)
+        width = self.dense_offset
+        keys, counts = np.unique(
+            np.concatenate((token_row * width + unigrams, token_row[:-1][pair] * width + bigrams)),
+            return_counts=True,
+        )
+        rows, columns = np.divmod(keys, width)
         values = np.log1p(counts)
-        return columns, values / np.sqrt(values @ values)
+        norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=n_rows))
+        values /= norms[rows]
+        indptr = np.zeros(n_rows + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        return TokenRows(indptr, columns, values)
 
-    def dense_features(self, text: str, n_tokens: int, numeric_share: float) -> np.ndarray:
-        """The standardised dense block, shape (len(DENSE_FEATURES),)."""
-        return (np.asarray(dense_raw(text, n_tokens, numeric_share)) - self.dense_mean) / self.dense_scale
 
-
-def rows_to_csr(featurizer: Featurizer, token_rows: list[list[int]], dense_rows: np.ndarray) -> sp.csr_matrix:
-    """A (len(token_rows), n_features) CSR matrix from token ids and standardised dense rows (for training)."""
-    indptr = [0]
-    indices: list[np.ndarray] = []
-    values: list[np.ndarray] = []
-    dense_columns = np.arange(featurizer.dense_offset, featurizer.n_features)
-    for ids, dense in zip(token_rows, dense_rows, strict=True):
-        columns, token_values = featurizer.token_features(ids)
-        indices.extend((columns, dense_columns))
-        values.extend((token_values, dense))
-        indptr.append(indptr[-1] + len(columns) + len(dense_columns))
-    return sp.csr_matrix(
-        (np.concatenate(values), np.concatenate(indices), np.asarray(indptr)),
-        shape=(len(token_rows), featurizer.n_features),
+def rows_to_csr(featurizer: Featurizer, token_rows: TokenRows, dense_rows: np.ndarray) -> sp.csr_matrix:
+    """The (rows, n_features) training matrix: token blocks (`Featurizer.token_rows`) beside standardised dense rows of
+    shape (rows, len(DENSE_FEATURES))."""
+    tokens = sp.csr_matrix(
+        (token_rows.values, token_rows.columns, token_rows.indptr),
+        shape=(len(token_rows.indptr) - 1, featurizer.dense_offset),
     )
+    return sp.hstack((tokens, sp.csr_matrix(dense_rows)), format="csr")
 
 
 def fit_dense_standardisation(raw_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The classifier at serving time: one text in, one `Classification` out, in pure numpy (no sklearn per call).
+"""The classifier at serving time: texts in, one `Classification` each out, in pure numpy (no sklearn per call).
 
 Complexity has two logistic-regression heads, picked by the prompt's format: `multiple_choice` (two or more
 answer-choice lines such as "A. ..."; trained on MMLU) and `open_ended` (everything else; trained on GSM8K). Each
@@ -8,7 +8,8 @@ regression over the same features. See README.md for the data and the evaluation
 
 from __future__ import annotations
 
-import math
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,10 @@ COMPLEXITY_HEADS = ("open_ended", "multiple_choice")
 _ANSWER_CHOICES = DENSE_FEATURES.index("answer_choices")
 
 
-def complexity_head(raw_dense: list[float]) -> int:
-    """Index in `COMPLEXITY_HEADS` of the head for a text with these raw dense features."""
-    return 1 if raw_dense[_ANSWER_CHOICES] >= 2 else 0
+def complexity_heads(raw_dense: np.ndarray) -> np.ndarray:
+    """Index in `COMPLEXITY_HEADS` of the head of each text, from its raw dense features: shape
+    (texts, len(DENSE_FEATURES)) -> (texts,) int64 (1, `multiple_choice`, from two answer-choice lines)."""
+    return (raw_dense[:, _ANSWER_CHOICES] >= 2).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,12 @@ class ClassifierModel:
         self.model_version = artifact.model_version
         self.intents: tuple[str, ...] = tuple(manifest["intents"])
         self.thresholds = TierThresholds(**manifest["tier_thresholds"])
-        weights = arrays["complexity_weights"].astype(np.float64)
-        self._complexity_tokens = weights[:, :offset]
-        self._complexity_dense = weights[:, offset:]
-        self._complexity_bias = arrays["complexity_bias"].astype(np.float64)
+        # One output column per complexity head, then one per intent: a text's token logits are one gather and dot.
+        complexity, intent = arrays["complexity_weights"], arrays["intent_weights"]
+        self._token_weights = np.ascontiguousarray(np.hstack((complexity[:, :offset].T, intent[:offset])), np.float64)
+        self._dense_weights = np.hstack((complexity[:, offset:].T, intent[offset:])).astype(np.float64)
+        self._bias = np.concatenate((arrays["complexity_bias"], arrays["intent_bias"])).astype(np.float64)
         self._calibration = arrays["complexity_calibration"].astype(np.float64)
-        intent_weights = arrays["intent_weights"].astype(np.float64)
-        self._intent_tokens = intent_weights[:offset]
-        self._intent_dense = intent_weights[offset:]
-        self._intent_bias = arrays["intent_bias"].astype(np.float64)
 
     @classmethod
     def load(cls, directory: Path) -> ClassifierModel:
@@ -100,34 +99,55 @@ class ClassifierModel:
 
     def classify(self, text: str) -> Classification:
         """Classifies one text (any length; the service enforces its size limit before calling this)."""
-        ids = self.tokenizer.encode(text)
-        numeric_share = self.tokenizer.numeric_token_share(ids)
-        raw = dense_raw(text, len(ids), numeric_share)
-        dense = (np.asarray(raw) - self.featurizer.dense_mean) / self.featurizer.dense_scale
-        columns, values = self.featurizer.token_features(ids)
+        return self.classify_batch((text,))[0]
 
-        head = complexity_head(raw)
-        logit = (
-            self._complexity_tokens[head, columns] @ values
-            + self._complexity_dense[head] @ dense
-            + self._complexity_bias[head]
-        )
-        slope, intercept = self._calibration[head]
-        probability = 1 / (1 + math.exp(-(slope * logit + intercept)))
+    def classify_batch(self, texts: Sequence[str]) -> list[Classification]:
+        """Classifies several texts at once: the same answers as `classify` one by one, bit for bit (every
+        reduction runs within one text's row), for less time per text than one call each."""
+        ids = self.tokenizer.encode_batch(texts)
+        numeric_shares = [self.tokenizer.numeric_token_share(row) for row in ids]
+        raw = np.array(
+            [dense_raw(text, len(row), share) for text, row, share in zip(texts, ids, numeric_shares, strict=True)],
+            dtype=np.float64,
+        ).reshape(len(texts), len(DENSE_FEATURES))
+        dense = (raw - self.featurizer.dense_mean) / self.featurizer.dense_scale
+        tokens = self.featurizer.token_rows(ids)
+        columns, values, bounds = tokens.columns, tokens.values, tokens.indptr.tolist()
+        # One dot product per row, on that row's entries only: a text's logits do not depend on the rest of the batch
+        # (numpy's segmented sums and BLAS matrix products change their summation order with the batch's shape).
+        logits = np.array(
+            [values[start:end] @ self._token_weights[columns[start:end]] for start, end in itertools.pairwise(bounds)]
+        ).reshape(len(texts), self._bias.size)
+        logits += (dense[:, :, None] * self._dense_weights).sum(axis=1) + self._bias  # not `@`: same reason
 
-        intent_logits = values @ self._intent_tokens[columns] + dense @ self._intent_dense + self._intent_bias
-        intent_logits -= intent_logits.max()
+        rows = np.arange(len(texts))
+        heads = complexity_heads(raw)
+        slope, intercept = self._calibration[heads].T
+        probabilities = 1 / (1 + np.exp(-(slope * logits[rows, heads] + intercept)))
+
+        intent_logits = logits[:, len(COMPLEXITY_HEADS) :]
+        intent_logits -= intent_logits.max(axis=1, keepdims=True)
         intent_probabilities = np.exp(intent_logits)
-        intent_probabilities /= intent_probabilities.sum()
-        best = int(np.argmax(intent_probabilities))
+        intent_probabilities /= intent_probabilities.sum(axis=1, keepdims=True)
+        best = intent_probabilities.argmax(axis=1)
 
-        return Classification(
-            tier=self.thresholds.tier(probability),
-            needs_strong_model_probability=probability,
-            tier_probabilities=tier_probabilities(probability, self.thresholds),
-            intent=self.intents[best],
-            intent_confidence=float(intent_probabilities[best]),
-            numeric_token_share=numeric_share,
-            estimated_input_tokens=len(ids),
-            model_version=self.model_version,
-        )
+        return [
+            Classification(
+                tier=self.thresholds.tier(probability),
+                needs_strong_model_probability=probability,
+                tier_probabilities=tier_probabilities(probability, self.thresholds),
+                intent=self.intents[intent],
+                intent_confidence=confidence,
+                numeric_token_share=share,
+                estimated_input_tokens=len(row),
+                model_version=self.model_version,
+            )
+            for probability, intent, confidence, share, row in zip(
+                probabilities.tolist(),
+                best.tolist(),
+                intent_probabilities[rows, best].tolist(),
+                numeric_shares,
+                ids,
+                strict=True,
+            )
+        ]

@@ -1,7 +1,8 @@
 """The classifier's Prometheus metrics (names, types and labels: deploy/README.md "Metrics").
 
 - `quantmesh_classifier_latency_seconds` (histogram): time to classify one text (model and proto conversion),
-  successful classifications only, unary and stream alike.
+  successful classifications only, unary and stream alike; texts of a stream classified together each record the
+  batch's time divided by its size.
 - `quantmesh_classifier_classifications_total{tier, intent}` (counter): classifications by tier and intent; every
   (tier, intent) of the loaded model is exported from start-up at 0, so rates exist before the first request.
 

@@ -4,12 +4,17 @@ Registered with request deserializers that do not fail the RPC on undecodable by
 deserializer raises on a proto3 `string` holding invalid UTF-8 (protobuf refuses it), which the server would report
 as a bare INTERNAL or UNKNOWN. Here such a request becomes `UndecodableRequest`, answered with INVALID_ARGUMENT naming
 the `text` field (in a stream: an `ItemError` for that item, and the stream goes on).
+
+`ClassifyStream` reads requests in a task of its own while it classifies and writes: the requests that arrived
+meanwhile are classified together (`ClassifierModel.classify_batch`: the same answers as one by one, for less time
+per text), and reading overlaps writing instead of alternating with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,13 @@ from services.classifier.validation import validate_text
 from services.common.errors import InvalidArgument, QuantmeshError, Unavailable
 
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
+# Requests read ahead of the classifier in one stream: a bound, so that a client sending faster than the model
+# classifies is held back by gRPC flow control rather than by the server's memory (at most 64 x MAX_TEXT_BYTES).
+STREAM_READ_AHEAD = 64
+# Most requests classified together. A batch holds the event loop (other RPCs wait) for about 16 x 0.12 ms; the
+# time per text falls little past 16 (in process, 2,000 texts of the benchmark: 0.19 ms alone, 0.12 ms in 16s,
+# 0.11 ms in 64s).
+STREAM_MAX_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,27 @@ class UndecodableRequest:
     """A request whose bytes protobuf could not parse (for example a `text` that is not valid UTF-8)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class _ReadFailed:
+    """Reading the request stream raised `error`: the writer raises it in the RPC's own task."""
+
+    error: Exception
+
+
+_END_OF_REQUESTS = object()
+
+
+async def _read_requests(request_iterator: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
+    """Puts every request of the stream on `queue`, then `_END_OF_REQUESTS` (or `_ReadFailed`)."""
+    try:
+        async for request in request_iterator:
+            await queue.put(request)
+    except Exception as exc:  # noqa: BLE001 - handed over, raised where the status interceptor sees it
+        await queue.put(_ReadFailed(exc))
+    else:
+        await queue.put(_END_OF_REQUESTS)
 
 
 def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -64,11 +97,11 @@ class ClassifierServicer:
         self._max_text_bytes = max_text_bytes
         self._unavailable_reason = unavailable_reason
 
-    def _classify(
+    def _text(
         self,
         request: classifier_pb2.ClassifyRequest | classifier_pb2.ClassifyStreamRequest | UndecodableRequest,
-    ) -> classifier_pb2.Classification:
-        """Raises InvalidArgument (bad text) or Unavailable (no model)."""
+    ) -> str:
+        """The request's text, checked. Raises InvalidArgument (bad text) or Unavailable (no model)."""
         if isinstance(request, UndecodableRequest):
             raise InvalidArgument(
                 f"text: the request could not be parsed (is text valid UTF-8?): {request.reason}"
@@ -76,17 +109,49 @@ class ClassifierServicer:
         validate_text(request.text, self._max_text_bytes)
         if self._model is None:
             raise Unavailable(f"classifier model not loaded: {self._unavailable_reason}")
+        return request.text
+
+    def _classify_texts(self, texts: Sequence[str]) -> list[classifier_pb2.Classification]:
+        """Classifies checked texts together; each records the batch's time divided by its size (its share)."""
+        assert self._model is not None  # `_text` refused every request when there is no model
         started = time.perf_counter()
-        classification = self._model.classify(request.text)
-        message = classification_to_proto(classification)
-        self._metrics.classified(classification.tier, classification.intent, time.perf_counter() - started)
-        return message
+        classifications = self._model.classify_batch(texts)
+        messages = [classification_to_proto(classification) for classification in classifications]
+        seconds = (time.perf_counter() - started) / len(texts)
+        for classification in classifications:
+            self._metrics.classified(classification.tier, classification.intent, seconds)
+        return messages
+
+    def _stream_responses(
+        self, requests: Sequence[classifier_pb2.ClassifyStreamRequest | UndecodableRequest]
+    ) -> list[classifier_pb2.ClassifyStreamResponse]:
+        """One response per request, in order: a classification, or an `ItemError` for a request `_text` refused."""
+        texts: list[str] = []
+        refused: dict[int, QuantmeshError] = {}
+        for position, request in enumerate(requests):
+            try:
+                texts.append(self._text(request))
+            except QuantmeshError as exc:
+                refused[position] = exc
+        classifications = iter(self._classify_texts(texts) if texts else ())
+        responses = []
+        for position, request in enumerate(requests):
+            request_id = "" if isinstance(request, UndecodableRequest) else request.request_id
+            error = refused.get(position)
+            if error is None:
+                responses.append(
+                    classifier_pb2.ClassifyStreamResponse(request_id=request_id, classification=next(classifications))
+                )
+            else:
+                item_error = classifier_pb2.ItemError(code=error.code.value[0], message=error.message)
+                responses.append(classifier_pb2.ClassifyStreamResponse(request_id=request_id, error=item_error))
+        return responses
 
     async def Classify(
         self, request: classifier_pb2.ClassifyRequest | UndecodableRequest, context: grpc.aio.ServicerContext
     ) -> classifier_pb2.ClassifyResponse:
         """Classifies one text. Errors: INVALID_ARGUMENT (empty, too long, undecodable), UNAVAILABLE (no model)."""
-        classification = self._classify(request)
+        classification = self._classify_texts((self._text(request),))[0]
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes({"quantmesh.classification.tier": common_pb2.ComplexityTier.Name(classification.tier),
@@ -99,18 +164,27 @@ class ClassifierServicer:
         request_iterator: AsyncIterator[classifier_pb2.ClassifyStreamRequest | UndecodableRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
-        """One response per request, in order; a bad item gets an `ItemError` (its status code and message)."""
-        async for request in request_iterator:
-            request_id = "" if isinstance(request, UndecodableRequest) else request.request_id
-            try:
-                classification = self._classify(request)
-            except QuantmeshError as exc:
-                yield classifier_pb2.ClassifyStreamResponse(
-                    request_id=request_id,
-                    error=classifier_pb2.ItemError(code=exc.code.value[0], message=exc.message),
-                )
-                continue
-            yield classifier_pb2.ClassifyStreamResponse(request_id=request_id, classification=classification)
+        """One response per request, in order; a bad item gets an `ItemError` (its status code and message).
+
+        Requests are read by a task of their own (at most `STREAM_READ_AHEAD` ahead); each turn classifies every
+        request already read (at most `STREAM_MAX_BATCH`) and writes their responses.
+        """
+        queue: asyncio.Queue[Any] = asyncio.Queue(STREAM_READ_AHEAD)
+        reader = asyncio.create_task(_read_requests(request_iterator, queue))
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < STREAM_MAX_BATCH and not queue.empty():
+                    batch.append(queue.get_nowait())
+                end = batch.pop() if batch[-1] is _END_OF_REQUESTS or isinstance(batch[-1], _ReadFailed) else None
+                for response in self._stream_responses(batch):
+                    yield response
+                if isinstance(end, _ReadFailed):
+                    raise end.error
+                if end is not None:
+                    return
+        finally:
+            reader.cancel()  # the RPC ended early (error, cancellation): stop reading
 
 
 def register(servicer: ClassifierServicer, server: grpc.aio.Server) -> None:

@@ -5,7 +5,8 @@ Steps (all deterministic for the same data, seed and library versions; see READM
 2. Train the reference tokenizer (byte-level BPE) on the training texts.
 3. Complexity: for each head (`model.COMPLEXITY_HEADS`), choose the L2 strength C by 5-fold cross-validation on the
    training prompts (highest mean APGR), fit a logistic regression on token unigrams + structure features, then
-   fit Platt scaling on the validation prompts; tier thresholds from the validation routing curve (`tiers`).
+   fit Platt scaling on the validation prompts; tier thresholds from the validation routing curve (`tiers`). The
+   manifest records each head's cross-validated and validation ROC-AUC and APGR beside the prompt-length baseline's.
 4. Intent: multinomial logistic regression on all features, C chosen by validation macro-F1.
 5. Write `manifest.json`, `model.npz`, `reference_tokenizer.json` to the output directory.
 """
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from services.classifier import artifact as artifact_io
@@ -36,7 +37,7 @@ from services.classifier.features import (
     rows_to_csr,
 )
 from services.classifier.metrics import apgr, routing_curve
-from services.classifier.model import COMPLEXITY_HEADS, complexity_head
+from services.classifier.model import COMPLEXITY_HEADS, complexity_heads
 from services.classifier.reference_tokenizer import VOCAB_SIZE, ReferenceTokenizer, train_reference_tokenizer
 from services.classifier.splits import TRAIN, VALIDATION
 from services.classifier.tiers import choose_thresholds
@@ -47,14 +48,14 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_SEED = 20240601
 BIGRAM_BUCKETS = 2**15
 COMPLEXITY_C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-INTENT_C_GRID = (1.0, 10.0)
+INTENT_C_GRID = (1.0, 3.0, 10.0)
 CV_FOLDS = 5
 MAX_ITER = 3000
 
 
 def encode_texts(tokenizer: ReferenceTokenizer, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
     """Token ids and raw dense features of each text, shape (len(texts), len(DENSE_FEATURES))."""
-    ids = [tokenizer.encode(text) for text in texts]
+    ids = tokenizer.encode_batch(texts)
     dense = np.array(
         [
             dense_raw(text, len(row), tokenizer.numeric_token_share(row))
@@ -71,23 +72,38 @@ def complexity_columns(featurizer: Featurizer) -> np.ndarray:
     )
 
 
+def _routing_scores(scores: np.ndarray, labels: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> dict[str, float]:
+    return {"roc_auc": float(roc_auc_score(labels, scores)), "apgr": apgr(routing_curve(scores, weak, strong))}
+
+
 def choose_complexity_c(
-    x: sp.csr_matrix, labels: np.ndarray, weak: np.ndarray, strong: np.ndarray, seed: int
-) -> tuple[float, dict[str, float]]:
-    """The C of `COMPLEXITY_C_GRID` with the highest mean cross-validated APGR on the training prompts."""
+    x: sp.csr_matrix, labels: np.ndarray, weak: np.ndarray, strong: np.ndarray, n_chars: np.ndarray, seed: int
+) -> tuple[float, dict[str, Any]]:
+    """The C of `COMPLEXITY_C_GRID` with the highest mean cross-validated APGR on the training prompts.
+
+    Returns:
+        That C, and the report: mean APGR and ROC-AUC of each C over the folds, and of the prompt-length baseline
+        (`n_chars`, characters per prompt) on the same folds.
+    """
     folds = list(StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed % 2**31).split(x, labels))
-    scores: dict[str, float] = {}
+    by_c: dict[str, dict[str, float]] = {}
     for c in COMPLEXITY_C_GRID:
         fold_scores = []
         for fit_rows, score_rows in folds:
             model = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x[fit_rows], labels[fit_rows])
-            curve = routing_curve(
-                model.decision_function(x[score_rows]), weak[score_rows], strong[score_rows]
+            fold_scores.append(
+                _routing_scores(
+                    model.decision_function(x[score_rows]), labels[score_rows], weak[score_rows], strong[score_rows]
+                )
             )
-            fold_scores.append(apgr(curve))
-        scores[str(c)] = float(np.mean(fold_scores))
-    best = max(COMPLEXITY_C_GRID, key=lambda c: scores[str(c)])
-    return best, scores
+        by_c[str(c)] = {name: float(np.mean([f[name] for f in fold_scores])) for name in ("apgr", "roc_auc")}
+    length = [_routing_scores(n_chars[rows], labels[rows], weak[rows], strong[rows]) for _, rows in folds]
+    best = max(COMPLEXITY_C_GRID, key=lambda c: by_c[str(c)]["apgr"])
+    return best, {
+        "cv_apgr_by_c": {c: scores["apgr"] for c, scores in by_c.items()},
+        "cv_roc_auc_by_c": {c: scores["roc_auc"] for c, scores in by_c.items()},
+        "cv_length_baseline": {name: float(np.mean([f[name] for f in length])) for name in ("apgr", "roc_auc")},
+    }
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -147,16 +163,19 @@ def train(
     featurizer = Featurizer(tokenizer.vocab_size, BIGRAM_BUCKETS, mean, scale)
 
     def matrix(ids: list[list[int]], dense: np.ndarray) -> sp.csr_matrix:
-        return rows_to_csr(featurizer, ids, (dense - mean) / scale)
+        return rows_to_csr(featurizer, featurizer.token_rows(ids), (dense - mean) / scale)
 
     x_train, x_validation = matrix(train_ids, train_dense), matrix(validation_ids, validation_dense)
     columns = complexity_columns(featurizer)
-    heads_train = np.array([complexity_head(list(row)) for row in train_dense])
-    heads_validation = np.array([complexity_head(list(row)) for row in validation_dense])
+    heads_train, heads_validation = complexity_heads(train_dense), complexity_heads(validation_dense)
     labels_train = np.array([p.needs_strong for p in complexity_train])
     labels_validation = np.array([p.needs_strong for p in complexity_validation])
     weak_train = np.array([p.weak_correct for p in complexity_train])
     strong_train = np.array([p.strong_correct for p in complexity_train])
+    weak_validation = np.array([p.weak_correct for p in complexity_validation])
+    strong_validation = np.array([p.strong_correct for p in complexity_validation])
+    chars_train = np.array([len(p.prompt) for p in complexity_train], dtype=np.float64)
+    chars_validation = np.array([len(p.prompt) for p in complexity_validation], dtype=np.float64)
 
     weights = np.zeros((len(COMPLEXITY_HEADS), featurizer.n_features))
     bias = np.zeros(len(COMPLEXITY_HEADS))
@@ -166,8 +185,8 @@ def train(
     for head, name in enumerate(COMPLEXITY_HEADS):
         rows = heads_train == head
         x_head = x_train[rows][:, columns]
-        c, cv_apgr = choose_complexity_c(
-            x_head, labels_train[rows], weak_train[rows], strong_train[rows], seed
+        c, cv_report = choose_complexity_c(
+            x_head, labels_train[rows], weak_train[rows], strong_train[rows], chars_train[rows], seed
         )
         model = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_head, labels_train[rows])
         weights[head, columns] = model.coef_[0]
@@ -178,18 +197,19 @@ def train(
         validation_probability[validation_rows] = 1 / (
             1 + np.exp(-(calibration[head, 0] * logits + calibration[head, 1]))
         )
+        validation_args = (
+            labels_validation[validation_rows], weak_validation[validation_rows], strong_validation[validation_rows]
+        )
         head_report[name] = {
             "c": c,
-            "cv_apgr_by_c": cv_apgr,
+            **cv_report,
+            "validation": _routing_scores(logits, *validation_args),
+            "validation_length_baseline": _routing_scores(chars_validation[validation_rows], *validation_args),
             "train_prompts": int(rows.sum()),
             "validation_prompts": int(validation_rows.sum()),
         }
-        log(f"complexity head {name}: C={c} (CV APGR {cv_apgr}), {int(rows.sum())} training prompts")
-    thresholds = choose_thresholds(
-        validation_probability,
-        np.array([p.weak_correct for p in complexity_validation]),
-        np.array([p.strong_correct for p in complexity_validation]),
-    )
+        log(f"complexity head {name}: C={c}, {int(rows.sum())} training prompts, {head_report[name]}")
+    thresholds = choose_thresholds(validation_probability, weak_validation, strong_validation)
     log(f"tier thresholds (validation): {thresholds}")
 
     intent_index = {name: i for i, name in enumerate(INTENTS)}

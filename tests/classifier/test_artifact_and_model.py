@@ -108,3 +108,25 @@ def test_every_intent_and_tier_converts_to_proto(model: ClassifierModel) -> None
     assert message.intent == common_pb2.TASK_INTENT_QUESTION_ANSWERING
     assert {p.tier for p in message.tier_probabilities} == {1, 2, 3}
     assert message.model_version == model.model_version
+
+
+def test_a_batch_gives_the_answers_of_one_text_at_a_time(model: ClassifierModel) -> None:
+    texts = [
+        GSM8K_LIKE,
+        MMLU_LIKE,
+        "hi",
+        "Écris un poème sur l'été à Zürich ☀️",
+        "def f(x):\n    return {k: v for k, v in x.items() if v}\n# why does this fail?",
+        " ".join([GSM8K_LIKE] * 20),
+        "",
+    ]
+    one_by_one = [model.classify(text) for text in texts]
+    assert model.classify_batch(texts) == one_by_one  # bit for bit, whatever the batch around a text
+    assert model.classify_batch(texts[::-1]) == one_by_one[::-1]
+    assert model.classify_batch([]) == []
+
+
+def test_encode_batch_matches_encode() -> None:
+    tokenizer = default_tokenizer()
+    texts = [GSM8K_LIKE, MMLU_LIKE, "", "naïve café ☕ 12,345.67"]
+    assert tokenizer.encode_batch(texts) == [tokenizer.encode(text) for text in texts]

@@ -1,4 +1,4 @@
-"""Structure features, token features and the training matrix agree with hand counts."""
+"""Structure features, token rows and the training matrix agree with hand counts; batched rows equal single ones."""
 
 import numpy as np
 import pytest
@@ -44,26 +44,55 @@ def test_empty_text_has_finite_features() -> None:
     assert all(np.isfinite(dense_raw("", 0, 0.0)))
 
 
-def test_token_features_are_unique_sorted_and_unit_norm() -> None:
+def _row(featurizer: Featurizer, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    rows = featurizer.token_rows([ids])
+    return rows.columns, rows.values
+
+
+def test_token_rows_are_unique_sorted_and_unit_norm() -> None:
     featurizer = _featurizer()
-    columns, values = featurizer.token_features([5, 7, 5, 7, 9])
+    columns, values = _row(featurizer, [5, 7, 5, 7, 9])
     assert list(columns) == sorted(set(columns))
     assert np.all(columns < featurizer.dense_offset)
     assert set(columns[columns < 100]) == {5, 7, 9}  # unigrams
-    assert np.all(columns[columns >= 100] >= 100)  # bigrams hashed into their own block
+    assert len(columns[columns >= 100]) == 3  # bigrams (5,7) twice, (7,5), (7,9), hashed into their own block
     assert float(values @ values) == pytest.approx(1.0)
-    empty_columns, empty_values = featurizer.token_features([])
+    empty_columns, empty_values = _row(featurizer, [])
     assert empty_columns.size == 0 and empty_values.size == 0
+
+
+def test_batched_rows_equal_rows_built_alone() -> None:
+    featurizer = _featurizer()
+    id_rows = [[1, 2, 3, 2], [], [4], [9, 9, 8], []]  # empty rows in the middle and at the end
+    batch = featurizer.token_rows(id_rows)
+    assert batch.indptr.tolist()[0] == 0 and len(batch.indptr) == len(id_rows) + 1
+    for row, ids in enumerate(id_rows):
+        start, end = batch.indptr[row], batch.indptr[row + 1]
+        columns, values = _row(featurizer, ids)
+        np.testing.assert_array_equal(batch.columns[start:end], columns)
+        np.testing.assert_array_equal(batch.values[start:end], values)  # bit for bit
+
+
+def test_no_bigram_across_two_texts() -> None:
+    featurizer = _featurizer()
+    batch = featurizer.token_rows([[1], [2]])
+    assert batch.columns.tolist() == [1, 2]  # unigrams only: 1 and 2 are not neighbours in one text
+
+
+def test_uppercase_share_ascii_and_not() -> None:
+    assert _feature("ABc d", "uppercase_share") == pytest.approx(2 / 4)
+    assert _feature("ÀBç d 12", "uppercase_share") == pytest.approx(2 / 4)  # non-ASCII letters count too
+    assert _feature("1234 !?", "uppercase_share") == 0.0
 
 
 def test_csr_rows_match_the_serving_features() -> None:
     featurizer = _featurizer()
     ids = [[1, 2, 3], [4], []]
     dense = np.arange(3 * len(DENSE_FEATURES), dtype=float).reshape(3, -1)
-    matrix = rows_to_csr(featurizer, ids, dense)
+    matrix = rows_to_csr(featurizer, featurizer.token_rows(ids), dense)
     assert matrix.shape == (3, featurizer.n_features)
     for row, token_ids in enumerate(ids):
-        columns, values = featurizer.token_features(token_ids)
+        columns, values = _row(featurizer, token_ids)
         expected = np.zeros(featurizer.n_features)
         expected[columns] = values
         expected[featurizer.dense_offset :] = dense[row]

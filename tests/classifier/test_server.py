@@ -93,6 +93,33 @@ def test_stream_answers_in_order_with_an_error_item(stub: classifier_pb2_grpc.Cl
     assert responses[1].error.message.startswith("text:")
 
 
+def test_a_long_stream_answers_each_item_as_unary_does(stub: classifier_pb2_grpc.ClassifierServiceStub) -> None:
+    texts = [f"Item {i}: what is {i} squared?" if i % 50 != 7 else "" for i in range(400)]
+    requests = [classifier_pb2.ClassifyStreamRequest(request_id=str(i), text=t) for i, t in enumerate(texts)]
+    responses = list(stub.ClassifyStream(iter(requests), timeout=30))  # sent at once: the server batches them
+    assert [r.request_id for r in responses] == [str(i) for i in range(len(texts))]
+    for text, response in list(zip(texts, responses, strict=True))[::37] + [(texts[7], responses[7])]:
+        if text:
+            unary = stub.Classify(classifier_pb2.ClassifyRequest(text=text), timeout=5).classification
+            assert response.classification == unary
+        else:
+            assert response.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_a_stream_cancelled_midway_leaves_the_service_clean(
+    stub: classifier_pb2_grpc.ClassifierServiceStub, classifier_process: ServiceProcess
+) -> None:
+    requests = (classifier_pb2.ClassifyStreamRequest(request_id=str(i), text=f"Add {i} and 1.") for i in range(10**6))
+    stream = stub.ClassifyStream(requests, timeout=30)
+    assert [next(stream).request_id for _ in range(3)] == ["0", "1", "2"]
+    stream.cancel()  # with requests still queued and being read
+    time.sleep(0.5)
+    assert stub.Classify(classifier_pb2.ClassifyRequest(text="still there?"), timeout=5).classification.model_version
+    assert classifier_process.log_path is not None
+    log = classifier_process.log_path.read_text()
+    assert "Traceback" not in log and "never retrieved" not in log and "exception" not in log.lower()
+
+
 def test_stream_survives_an_undecodable_item(channel: grpc.Channel) -> None:
     raw = channel.stream_stream(CLASSIFY_STREAM, request_serializer=None, response_deserializer=None)
     good = classifier_pb2.ClassifyStreamRequest(request_id="ok", text="hello there").SerializeToString()
