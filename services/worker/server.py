@@ -58,6 +58,7 @@ def build_engine(settings: WorkerSettings) -> Engine:
         gpu_memory_utilization=settings.gpu_memory_utilization,
         kv_cache_memory_bytes=settings.kv_cache_memory_bytes,
         gpu_index=settings.gpu_index,
+        cpu_threads_bind=settings.cpu_threads_bind,
         dtype=settings.dtype,
     )
 

@@ -144,7 +144,9 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
             await stream.aclose()  # early exit (cancel, deadline, error): aborts the engine request
             if last is None or not last.finished:
                 await self._engine.abort(request_id)
-                observed.aborted(abort_reason(interrupted_by, context.time_remaining()))
+                reason = abort_reason(interrupted_by, context.time_remaining())
+                observed.aborted(reason)
+                log.info("engine_request_aborted", request_id=request_id, reason=reason.value, tokens_sent=next_index)
         if last is None or not last.finished:
             raise Unavailable(f"engine stream of {request_id} ended before completion")
         usage = common_pb2.Usage(

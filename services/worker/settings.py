@@ -37,6 +37,13 @@ class WorkerSettings(ServerSettings):
     gpu_index: int | None = Field(
         None, ge=0, description="GPU to bind (CUDA_VISIBLE_DEVICES is set before the engine starts); None on a CPU."
     )
+    cpu_threads_bind: str | None = Field(
+        None,
+        pattern=r"^(auto|nobind|\d+(-\d+)?(,\d+(-\d+)?)*)$",
+        description='CPU engines only: the cores its OpenMP threads are bound to, as vLLM\'s VLLM_CPU_OMP_THREADS_BIND '
+        '("0", "2-3", "0,2"; "auto"; "nobind"); None leaves vLLM\'s default ("auto"), which binds every engine on a '
+        "host to the same cores: give co-located CPU workers their own.",
+    )
     dtype: str = Field("auto", description='Weight/activation dtype passed to vLLM ("auto": the checkpoint\'s).')
     max_model_len: int = Field(512, ge=16, description="Maximum prompt + output tokens per request.")
     max_num_seqs: int = Field(64, ge=1, description="Maximum concurrently running requests.")

@@ -64,6 +64,8 @@ class VllmEngine(Engine):
         gpu_memory_utilization: Fraction of device memory for the engine (host RAM on a CPU).
         kv_cache_memory_bytes: Explicit KV-cache size in bytes, or None to derive it from gpu_memory_utilization.
         gpu_index: GPU index to bind (sets CUDA_VISIBLE_DEVICES before the engine starts), or None (CPU / default).
+        cpu_threads_bind: CPU engines: the cores for the engine's OpenMP threads (sets VLLM_CPU_OMP_THREADS_BIND
+            before the engine starts), or None for vLLM's default.
         dtype: Weight and activation dtype ("auto": the checkpoint's).
     """
 
@@ -78,6 +80,7 @@ class VllmEngine(Engine):
         gpu_memory_utilization: float = 0.2,
         kv_cache_memory_bytes: int | None = None,
         gpu_index: int | None = None,
+        cpu_threads_bind: str | None = None,
         dtype: str = "auto",
     ) -> None:
         self._model = model
@@ -88,6 +91,7 @@ class VllmEngine(Engine):
         self._gpu_memory_utilization = gpu_memory_utilization
         self._kv_cache_memory_bytes = kv_cache_memory_bytes
         self._gpu_index = gpu_index
+        self._cpu_threads_bind = cpu_threads_bind
         self._dtype = dtype
         self._llm: Any = None  # vllm.v1.engine.async_llm.AsyncLLM once started
         self._tokenizer: Any = None
@@ -97,6 +101,8 @@ class VllmEngine(Engine):
     async def start(self) -> None:
         if self._gpu_index is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self._gpu_index)  # before vLLM initialises the device
+        if self._cpu_threads_bind is not None:
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = self._cpu_threads_bind  # read when the executor starts
         self._llm = await asyncio.to_thread(self._build)
         self._tokenizer = self._llm.get_tokenizer()
         await self._llm.check_health()  # first call from the loop: starts the client's output task

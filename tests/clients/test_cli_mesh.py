@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from clients.mesh import MeshEndpoints
@@ -113,28 +114,38 @@ class Terminal:
 
 def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(mesh: MeshEndpoints) -> None:
     # --accuracy 0.93: only tiny-llama-m qualifies (or is the fallback); --raw and greedy (the chat's default): a
-    # base-model prompt that the tiny model continues up to max_output_tokens with no end-of-sequence (several
-    # seconds on this CPU), so the Ctrl-C lands mid-stream.
+    # base-model prompt that the tiny model continues up to max_output_tokens with no end-of-sequence.
     chat = Terminal([*CLI, "--router", mesh.router_address, "--max-output-tokens", "1900", "--budget-ms", "120000",
                      "--accuracy", "0.93", "chat", "--raw"])
+    frozen: list[psutil.Process] = []
     try:
         chat.read_until(r"you> ", 30)
         chat.write("The capital of Peru is\r")
         decision = chat.read_until(r"\[(\S+)/(\S+) (routed|fallback)\]", 30)
         worker = next(w for w in mesh.workers if w.model_id == decision.group(1))
-        chat.read_until(r"\S{20,}|(\S+\s+){10}", 30, start=decision.end())  # tokens are being printed
-        deadline = time.monotonic() + 5  # the load report follows the engine's scheduler stats, a step behind
-        while worker_load(worker.address).running_requests != 1:
-            assert time.monotonic() < deadline, "the request was not in flight"
-            time.sleep(0.02)
+        chat.read_until(r"\S", 30, start=decision.end())  # the first token is printed
+        # The engine's model executor is frozen at once, so that the request is still running when the Ctrl-C lands:
+        # the engine does not wait for a slow reader (here the terminal) and would otherwise finish all its tokens
+        # while the chat is still printing the first few hundred.
+        frozen = engine_executors(worker.address)
+        for process in frozen:
+            process.suspend()
         streamed_before = len(chat.output)
 
         chat.write("\x03")  # Ctrl-C: the terminal sends SIGINT to the chat
         chat.read_until(r"\[cancelled\]", 10, start=streamed_before)
+        for process in frozen:
+            process.resume()
         deadline = time.monotonic() + 10
-        while (load := worker_load(worker.address)).running_requests or load.waiting_requests:
-            assert time.monotonic() < deadline, f"engine request not aborted: {load}"
+        while (load := worker_load(worker.address)).running_requests or load.waiting_requests or not (
+                aborted := [json.loads(line) for line in worker.log_path.read_text().splitlines()
+                            if '"engine_request_aborted"' in line]):
+            assert time.monotonic() < deadline, (f"engine request not aborted: {load}\n"
+                                                 f"{worker.log_path.read_text()[-3000:]}\n{chat.output[-1500:]}")
             time.sleep(0.1)
+        # The worker aborted an unfinished engine request because its caller cancelled; the engine's own counters
+        # are back to zero.
+        assert aborted[-1]["reason"] == "cancelled" and 1 <= aborted[-1]["tokens_sent"] < 1900, aborted
 
         prompt_again = chat.read_until(r"you> ", 10, start=streamed_before)
         chat.write("/route\r")
@@ -143,9 +154,20 @@ def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(me
         chat.write("\x04")  # Ctrl-D at the prompt: exit
         assert chat.wait(15) == 0
     finally:
+        for process in frozen:
+            process.resume()
         try:
             os.kill(chat.pid, signal.SIGKILL)
             os.waitpid(chat.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(chat.fd)
+
+
+def engine_executors(worker_address: str) -> list[psutil.Process]:
+    """The vLLM model-executor processes of the worker listening on `worker_address`."""
+    port = int(worker_address.rsplit(":", 1)[1])
+    pid = next(c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port)
+    executors = [p for p in psutil.Process(pid).children(recursive=True) if p.name().startswith("VLLM::Worker")]
+    assert executors, "no vLLM executor process under the worker"
+    return executors

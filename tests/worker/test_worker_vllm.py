@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2
 from transformers import AutoTokenizer
@@ -21,6 +23,8 @@ from tests.fixtures.worker import WORKER_START_TIMEOUT_S, WorkerProcess, start_w
 pytestmark = pytest.mark.vllm
 
 MAX_MODEL_LEN = 512
+# The engine's threads go to the last core (vLLM's "auto" picks the first one here): a test checks the binding took.
+BOUND_CORE = (os.cpu_count() or 1) - 1
 GREEDY = common_pb2.SamplingParams(temperature=0.0)
 
 
@@ -52,7 +56,10 @@ def worker(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFa
         quantization="none",
         log_path=log_path,
         wait=False,
-        extra_env={"QUANTMESH_WORKER_MAX_MODEL_LEN": str(MAX_MODEL_LEN)},
+        extra_env={
+            "QUANTMESH_WORKER_MAX_MODEL_LEN": str(MAX_MODEL_LEN),
+            "QUANTMESH_WORKER_CPU_THREADS_BIND": str(BOUND_CORE),
+        },
     )
     try:
         deadline = time.monotonic() + 60
@@ -271,3 +278,10 @@ async def test_model_info_describes_the_engine(stub: worker_pb2_grpc.InferenceWo
     assert info.kv_cache_capacity_tokens >= MAX_MODEL_LEN
     assert info.gpu.index == -1 and info.gpu.name == "cpu"
     assert info.gpu.memory_total_bytes > 0 and info.gpu.memory_used_bytes > 0
+
+
+def test_engine_threads_run_on_the_configured_core(worker: StartedWorker) -> None:
+    service = psutil.Process(worker.process.service.process.pid)
+    executors = [p for p in service.children(recursive=True) if p.name().startswith("VLLM::Worker")]
+    assert executors, [p.name() for p in service.children(recursive=True)]
+    assert all(p.cpu_affinity() == [BOUND_CORE] for p in executors)
