@@ -58,10 +58,9 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
     """
     profiles = ActiveProfiles()
     traced = tracing.client_interceptors()
-    backoff_ms = settings.upstream_reconnect_backoff_max_ms
-    upstream_options = [("grpc.initial_reconnect_backoff_ms", min(100, backoff_ms)),
-                        ("grpc.min_reconnect_backoff_ms", min(100, backoff_ms)),
-                        ("grpc.max_reconnect_backoff_ms", backoff_ms)]
+    # First retry after 100 ms (the setting's floor), then gRPC's exponential backoff up to the setting.
+    upstream_options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                        ("grpc.max_reconnect_backoff_ms", settings.upstream_reconnect_backoff_max_ms)]
 
     def open_upstream(address: str) -> grpc.aio.Channel:
         return tls.open_channel(address, settings, upstream_options, interceptors=traced)

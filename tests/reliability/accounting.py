@@ -53,6 +53,11 @@ class RequestOutcome:
     def ok(self) -> bool:
         return self.status == "OK"
 
+    @property
+    def tokens(self) -> int:
+        """Tokens received in chunks."""
+        return sum(len(chunk.token_ids) for chunk in self.chunks)
+
 
 def check_tokens(chunks: Sequence[TokenChunk], completion_tokens: int | None) -> tuple[int, int]:
     """(duplicated, lost) tokens of one stream; `completion_tokens` is None for a stream that did not complete."""

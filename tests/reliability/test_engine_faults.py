@@ -114,7 +114,7 @@ async def streams_with_fault(mesh: LocalMesh, client: AsyncQuantmeshClient, faul
     await fault()
     outcomes = list(await asyncio.gather(*tasks))
     timings.update(fault_at_s=round(fault_at, 3), engine_running_at_fault=started,
-                   tokens_at_end=[sum(len(c.token_ids) for c in o.chunks) for o in outcomes],
+                   tokens_at_end=[o.tokens for o in outcomes],
                    stream_latency_s=[round(o.latency_s, 3) for o in outcomes])
     return outcomes
 
@@ -155,7 +155,7 @@ async def test_caller_cancels_mid_stream(mesh: LocalMesh, client: AsyncQuantmesh
 async def test_link_dropped_mid_stream(mesh: LocalMesh, client: AsyncQuantmeshClient) -> None:
     result = ScenarioResult("engine_link_drop")
     outcomes = await link_fault(client, mesh.proxies[WORKER].drop_after)
-    result.figures.update(tokens_at_end=[sum(len(c.token_ids) for c in o.chunks) for o in outcomes],
+    result.figures.update(tokens_at_end=[o.tokens for o in outcomes],
                           messages=[o.message for o in outcomes])
     await finish(mesh, result, outcomes)
     assert_cut(outcomes, "UNAVAILABLE")
@@ -169,7 +169,7 @@ async def test_link_stalled_past_the_deadline(mesh: LocalMesh, client: AsyncQuan
 
     try:
         outcomes = await link_fault(client, proxy.stall_after, budget)
-        result.figures["tokens_at_end"] = [sum(len(c.token_ids) for c in o.chunks) for o in outcomes]
+        result.figures["tokens_at_end"] = [o.tokens for o in outcomes]
         # The worker hears nothing while the link is stalled: its own gRPC deadline (what was left of the budget,
         # passed by the router) ends the call and aborts the engine request.
         result.orphaned_engine_requests = await mesh.orphaned_engine_requests()
