@@ -37,9 +37,9 @@ PROMPT = "The capital of Peru is"
 SAMPLING = Sampling(temperature=0.0)
 LONG = Requirements(max_output_tokens=1500, latency_budget_ms=20_000)
 STREAMS = 3
-# Of worker -> router bytes (load reports included) after which a link fault lands: a few dozen tokens of the
-# streams, each of which carries ~30 KB over 1500 tokens.
-LINK_FAULT_AFTER_BYTES = 2048
+# Of worker -> router bytes after which a link fault lands: ~10% into the three streams (each carries ~30 KB over
+# 1500 tokens), far above what the router's own load stream and reconnection exchange meanwhile (2 KB was not).
+LINK_FAULT_AFTER_BYTES = 16 * 1024
 
 
 @pytest.fixture(scope="module")
