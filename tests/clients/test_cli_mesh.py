@@ -145,8 +145,9 @@ def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(me
                 assert time.monotonic() < deadline, f"engine request not aborted: {load}"
                 time.sleep(0.1)
             turn_start = chat.read_until(r"you> ", 10, start=streamed_before).end()
-            time.sleep(0.5)  # the abort is logged once the handler has returned
-            aborted = abort_lines(mesh)[aborts_before:]
+            deadline = time.monotonic() + 10  # the abort is logged once the handler has returned
+            while not (aborted := abort_lines(mesh)[aborts_before:]) and time.monotonic() < deadline:
+                time.sleep(0.1)
             if aborted or attempt == ATTEMPTS:
                 break
             # A starved machine: the engine had produced all its tokens before the first one reached the terminal,
