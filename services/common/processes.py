@@ -6,6 +6,7 @@ Used by `quantmesh up` and by the tests, which run every service as its own proc
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,12 +18,36 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+_HANDED_OUT: set[int] = set()
+_LOWEST_PORT = 10_000
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Returns a TCP port that was free on `host` a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """Returns a TCP port that was free on `host` a moment ago, never the same one twice in this process.
+
+    Picked below the OS's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), where outgoing connections take
+    their local ports: a port from that range can be taken by any new connection before the service binds it.
+    """
+    low = _ephemeral_range_start()
+    for _ in range(1000):
+        port = random.randrange(_LOWEST_PORT, low) if low > _LOWEST_PORT else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise OSError(f"no free TCP port found on {host}")
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0  # unknown: let the OS pick
 
 
 def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> int | None:
