@@ -13,11 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from clients.mesh import MeshEndpoints
-from tests.fixtures.mesh import worker_load
+from tests.fixtures.worker import engine_executors, paced_engine, suspended, worker_load
 
 pytestmark = pytest.mark.vllm
 
@@ -79,19 +78,23 @@ class Terminal:
         self.output = ""
 
     def read_until(self, pattern: str, timeout_s: float, start: int = 0) -> re.Match[str]:
+        """The first match of `pattern` in the output from `start`, reading for up to `timeout_s` (AssertionError)."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            found = re.compile(pattern).search(self.output, start)
-            if found:
-                return found
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {pattern!r} in the output:\n{self.output[-3000:]}"
-            ready, _, _ = select.select([self.fd], [], [], min(remaining, 0.2))
+        while not (found := self.search(pattern, start, wait_s=min(max(deadline - time.monotonic(), 0), 0.2))):
+            assert time.monotonic() < deadline, f"no {pattern!r} in the output:\n{self.output[-3000:]}"
+        return found
+
+    def search(self, pattern: str, start: int = 0, wait_s: float = 0.0) -> re.Match[str] | None:
+        """Reads what the child printed (waiting up to `wait_s` for it), then searches the output from `start`."""
+        if (found := re.compile(pattern).search(self.output, start)) is None:
+            ready, _, _ = select.select([self.fd], [], [], wait_s)
             if ready:
                 try:
                     self.output += ANSI.sub("", os.read(self.fd, 65536).decode(errors="replace"))
                 except OSError:  # the child exited
                     assert re.compile(pattern).search(self.output, start), self.output[-3000:]
+                found = re.compile(pattern).search(self.output, start)
+        return found
 
     def write(self, text: str) -> None:
         os.write(self.fd, text.encode())
@@ -112,47 +115,36 @@ class Terminal:
         raise AssertionError("the chat did not exit")
 
 
-ATTEMPTS = 3  # turns tried until one is cancelled with its engine request still running (see below)
-
-
 def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(mesh: MeshEndpoints) -> None:
     # --accuracy 0.93: only tiny-llama-m qualifies (or is the fallback); --raw and greedy (the chat's default): a
     # base-model prompt that the tiny model continues up to max_output_tokens with no end-of-sequence.
     chat = Terminal([*CLI, "--router", mesh.router_address, "--max-output-tokens", "1900", "--budget-ms", "120000",
                      "--accuracy", "0.93", "chat", "--raw"])
-    frozen: list[psutil.Process] = []
+    executors = [process for worker in mesh.workers for process in engine_executors(worker.address)]
+    aborts_before = len(abort_lines(mesh))
     try:
         turn_start = chat.read_until(r"you> ", 30).end()
-        for attempt in range(1, ATTEMPTS + 1):
-            aborts_before = len(abort_lines(mesh))
+        with suspended(executors):
             chat.write("The capital of Peru is\r")
             decision = chat.read_until(r"\[(\S+)/(\S+) (routed|fallback)\]", 30, start=turn_start)
             worker = next(w for w in mesh.workers if w.model_id == decision.group(1))
-            chat.read_until(r"\S", 30, start=decision.end())  # the first token is printed
-            # The engine's model executor is frozen at once, so that the request is still running when the Ctrl-C
-            # lands: the engine does not wait for a slow reader (here the terminal).
-            frozen = engine_executors(worker.address)
-            for process in frozen:
-                process.suspend()
+            # The engines make a step at a time until the first token is printed: the reply is still being generated
+            # when the Ctrl-C lands (the engine does not wait for a slow reader, here the terminal).
+            with paced_engine(executors):
+                chat.read_until(r"\S", 30, start=decision.end())
+            assert worker_load(worker.address).running_requests == 1
             streamed_before = len(chat.output)
-
             chat.write("\x03")  # Ctrl-C: the terminal sends SIGINT to the chat
             chat.read_until(r"\[cancelled\]", 10, start=streamed_before)
-            for process in frozen:
-                process.resume()
-            deadline = time.monotonic() + 10
-            while (load := worker_load(worker.address)).running_requests or load.waiting_requests:
-                assert time.monotonic() < deadline, f"engine request not aborted: {load}"
-                time.sleep(0.1)
-            turn_start = chat.read_until(r"you> ", 10, start=streamed_before).end()
-            deadline = time.monotonic() + 10  # the abort is logged once the handler has returned
-            while not (aborted := abort_lines(mesh)[aborts_before:]) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if aborted or attempt == ATTEMPTS:
-                break
-            # A starved machine: the engine had produced all its tokens before the first one reached the terminal,
-            # so there was nothing left to abort. The chat still cancelled cleanly; the turn is repeated.
-        # The worker aborted an unfinished engine request because its caller cancelled; its engine's own counters
+        deadline = time.monotonic() + 10
+        while (load := worker_load(worker.address)).running_requests or load.waiting_requests:
+            assert time.monotonic() < deadline, f"engine request not aborted: {load}"
+            time.sleep(0.1)
+        turn_start = chat.read_until(r"you> ", 10, start=streamed_before).end()
+        deadline = time.monotonic() + 10  # the abort is logged once the handler has returned
+        while not (aborted := abort_lines(mesh)[aborts_before:]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # The worker aborted the unfinished engine request because its caller cancelled; its engine's own counters
         # are back to zero (above).
         assert len(aborted) == 1 and aborted[0]["reason"] == "cancelled" and aborted[0]["tokens_sent"] < 1900, aborted
 
@@ -162,8 +154,6 @@ def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(me
         chat.write("\x04")  # Ctrl-D at the prompt: exit
         assert chat.wait(15) == 0
     finally:
-        for process in frozen:
-            process.resume()
         try:
             os.kill(chat.pid, signal.SIGKILL)
             os.waitpid(chat.pid, 0)
@@ -176,12 +166,3 @@ def abort_lines(mesh: MeshEndpoints) -> list[dict]:
     """Every `engine_request_aborted` line the mesh's workers have logged so far."""
     return [json.loads(line) for worker in mesh.workers if worker.log_path is not None
             for line in worker.log_path.read_text().splitlines() if '"engine_request_aborted"' in line]
-
-
-def engine_executors(worker_address: str) -> list[psutil.Process]:
-    """The vLLM model-executor processes of the worker listening on `worker_address`."""
-    port = int(worker_address.rsplit(":", 1)[1])
-    pid = next(c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port)
-    executors = [p for p in psutil.Process(pid).children(recursive=True) if p.name().startswith("VLLM::Worker")]
-    assert executors, "no vLLM executor process under the worker"
-    return executors

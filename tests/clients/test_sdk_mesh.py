@@ -33,8 +33,8 @@ from clients.messages import (
 )
 from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
 from services.common.processes import health_status
-from tests.fixtures.mesh import worker_load
 from tests.fixtures.router import start_router
+from tests.fixtures.worker import worker_load
 
 pytestmark = pytest.mark.vllm
 

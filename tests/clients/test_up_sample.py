@@ -20,7 +20,8 @@ import yaml
 from clients.mesh import MeshEndpoints
 from clients.mesh_config import derived_profile_fields
 from services.common.processes import health_status
-from tests.fixtures.mesh import LOCAL_MESH_CONFIG, worker_load
+from tests.fixtures.mesh import LOCAL_MESH_CONFIG
+from tests.fixtures.worker import worker_load
 
 pytestmark = pytest.mark.vllm
 

@@ -23,6 +23,7 @@ from tests.fixtures.observability import (
     tier_of,
     wait_for,
 )
+from tests.fixtures.worker import engine_executors, paced_engine, suspended
 
 pytestmark = pytest.mark.vllm
 
@@ -219,17 +220,18 @@ def test_vllm_worker_gauges_follow_a_running_request_and_its_cancellation(observ
     worker = observed_mesh.workers[VLLM]
     labels = _labels(VLLM)
     before = scrape(worker.metrics_port)
-    seen: dict[str, float] = {}
-    with grpc.insecure_channel(worker.address) as channel:
-        call = worker_pb2_grpc.InferenceWorkerServiceStub(channel).Generate(
-            worker_pb2.GenerateRequest(prompt="Once upon a time", max_output_tokens=400,
-                                       sampling=common_pb2.SamplingParams(temperature=1.0, seed=3)), timeout=60.0)
-        next(iter(call))  # the engine is running it
-        snapshot = wait_for(lambda: (s := scrape(worker.metrics_port)).value(
-            "quantmesh_worker_running_requests", **labels) == 1 and s, timeout_s=5.0)
-        seen["kv_cache"] = snapshot.value("quantmesh_worker_kv_cache_usage_ratio", **labels)
+    executors = engine_executors(worker.address)
+    # Greedy decoding of this prompt runs to max_output_tokens on the tiny model (no end-of-sequence).
+    request = worker_pb2.GenerateRequest(prompt="The capital of Peru is", max_output_tokens=2000,
+                                         sampling=common_pb2.SamplingParams(temperature=0.0))
+    with grpc.insecure_channel(worker.address) as channel, suspended(executors):
+        call = worker_pb2_grpc.InferenceWorkerServiceStub(channel).Generate(request, timeout=60.0)
+        # The engine makes a step at a time until the gauge shows the request: it cannot be over before it is seen.
+        with paced_engine(executors):
+            snapshot = wait_for(lambda: (s := scrape(worker.metrics_port)).value(
+                "quantmesh_worker_running_requests", **labels) == 1 and s, timeout_s=30.0)
         call.cancel()
-    assert 0 < seen["kv_cache"] <= 1
+    assert 0 < snapshot.value("quantmesh_worker_kv_cache_usage_ratio", **labels) <= 1
     wait_for(lambda: scrape(worker.metrics_port).value("quantmesh_worker_aborts_total", **labels, reason="cancelled")
              - before.value("quantmesh_worker_aborts_total", **labels, reason="cancelled") == 1)
     wait_for(lambda: scrape(worker.metrics_port).value("quantmesh_worker_running_requests", **labels) == 0)

@@ -28,7 +28,15 @@ from services.router.profile_store import ProfileStore, connect
 from services.router.profiles import ProfileDocument
 from services.worker.tiny_model import build_tiny_model
 from tests.fixtures.router import start_router
-from tests.fixtures.worker import MODEL_CACHE_DIR, WorkerProcess, start_worker
+from tests.fixtures.worker import (
+    MODEL_CACHE_DIR,
+    WorkerProcess,
+    engine_executors,
+    paced_engine,
+    start_worker,
+    suspended,
+    worker_load,
+)
 from tests.router.helpers import document, pair_dict
 
 pytestmark = pytest.mark.vllm
@@ -44,6 +52,8 @@ BUDGET_MS = 30_000
 # a long generation use it, since sampling may end a stream early.
 FULL_LENGTH_PROMPT = "The capital of Peru is"
 GREEDY = common_pb2.SamplingParams(temperature=0.0)
+MAX_MODEL_LEN = 2048  # the tiny models' max_position_embeddings
+MAX_OUTPUT_TOKENS = 2000  # the longest generation: seconds of engine time
 SAMPLED = common_pb2.SamplingParams(temperature=1.0, seed=1)
 
 
@@ -56,7 +66,8 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Work
     started = {
         # The label is the pair's; the checkpoint is served as is (it is not AWQ-quantized).
         role: start_worker(model_dir, served_model_name=name, quantization=quantization, wait=False,
-                           log_path=log_dir / f"{name}.log", extra_env={"QUANTMESH_WORKER_QUANTIZE_WEIGHTS": "false"})
+                           log_path=log_dir / f"{name}.log", extra_env={"QUANTMESH_WORKER_QUANTIZE_WEIGHTS": "false",
+                                                                        "QUANTMESH_WORKER_MAX_MODEL_LEN": str(MAX_MODEL_LEN)})
         for role, (name, quantization) in specs.items()
     }
     try:
@@ -73,10 +84,10 @@ def profiles(workers: dict[str, WorkerProcess], *, cheap_accuracy=(0.9, 0.5, 0.3
     return document(
         pair_dict("tiny-cheap", workers["cheap"].address, quantization="awq", price_per_hour_usd=0.5,
                   throughput_tokens_per_s=1000.0, ttft_p50_ms=30.0, ttft_p99_ms=60.0, itl_p50_ms=8.0,
-                  accuracy=cheap_accuracy, max_model_len=512),
+                  accuracy=cheap_accuracy, max_model_len=MAX_MODEL_LEN),
         pair_dict("tiny-accurate", workers["accurate"].address, quantization="none", price_per_hour_usd=2.0,
                   throughput_tokens_per_s=500.0, ttft_p50_ms=60.0, ttft_p99_ms=120.0, itl_p50_ms=15.0,
-                  accuracy=accurate_accuracy, max_model_len=512),
+                  accuracy=accurate_accuracy, max_model_len=MAX_MODEL_LEN),
     )
 
 
@@ -292,31 +303,37 @@ async def test_worker_killed_before_the_first_token_completes_on_another_pair(st
     assert assert_contiguous(chunks) == summary.usage.completion_tokens
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="timing race, open (issue 5): the engine can outrun the worker's event loop, which then sends the first "
-    "chunk with all 500 tokens behind it, so the stream is complete before the kill (seen in 2 of 4 fresh-clone runs)",
-)
 async def test_worker_killed_after_the_first_token_gives_unavailable_and_no_duplicate_tokens(stubs, mesh) -> None:
     route, _ = stubs
     accurate = mesh["workers"]["accurate"]
-    # One stream alone: the worker sends its tokens as they come (~0.8 s for 500), and is frozen at the routed
-    # request's first relayed chunk (no further token leaves it), then killed. (Background load on the same worker
-    # made it worse: its starved event loop then sent the first chunk with all 500 tokens behind it.)
-    chunks = []
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        request = generate_request(FULL_LENGTH_PROMPT, sampling=GREEDY, max_output_tokens=500)
-        async for message in route.Generate(request, timeout=60):
+    executors = engine_executors(accurate.address)
+    chunks: list[common_pb2.TokenChunk] = []
+
+    async def read() -> None:
+        request = generate_request(FULL_LENGTH_PROMPT, sampling=GREEDY, max_output_tokens=MAX_OUTPUT_TOKENS,
+                                   latency_budget_ms=120_000)
+        async for message in route.Generate(request, timeout=120):
             if message.HasField("chunk"):
                 chunks.append(message.chunk)
-                if len(chunks) == 1:
-                    os.killpg(accurate.service.process.pid, signal.SIGSTOP)
-                    accurate.service.kill()
             elif message.HasField("summary"):
-                pytest.fail(f"the worker finished before it was killed: {message.summary}")
+                pytest.fail(f"the worker finished after it was killed: {message.summary}")
+
+    with suspended(executors):
+        reader = asyncio.create_task(read())
+        # The engine makes a step at a time until the first chunk is relayed: its request is still running when
+        # the worker (its whole process group) is frozen, so that no further token leaves it, and killed.
+        with paced_engine(executors):
+            while not chunks:
+                assert not reader.done(), reader
+                await asyncio.sleep(0.005)
+        assert worker_load(accurate.address).running_requests == 1
+        os.killpg(accurate.service.process.pid, signal.SIGSTOP)
+        accurate.service.kill()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await reader
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
     assert "after" in info.value.details() and "relayed" in info.value.details()
-    assert 1 <= assert_contiguous(chunks) < 500
+    assert 1 <= assert_contiguous(chunks) < MAX_OUTPUT_TOKENS
 
 
 async def drain(call) -> None:
