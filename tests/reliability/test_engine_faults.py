@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.messages import Requirements, Sampling
+from clients.messages import Requirements, RouteOutcome, Sampling
 from clients.sdk import AsyncQuantmeshClient
 from services.worker.tiny_model import build_tiny_model
 from tests.fixtures.reliability import LocalMesh
@@ -58,9 +58,12 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 async def client(mesh: LocalMesh):
     async with AsyncQuantmeshClient(mesh.router_address) as sdk:
-        # The previous scenario may have cut the router's load stream: wait until the worker is routable again.
+        # The previous scenario may have cut the router's load stream: wait until the router counts the worker
+        # healthy again (a fallback decision would also serve a request, so a served one is not enough).
         async def routable() -> bool:
-            return (await run_generate(sdk, PROMPT, Requirements(max_output_tokens=2, latency_budget_ms=5000))).ok
+            probe = Requirements(max_output_tokens=2, latency_budget_ms=5000)
+            return (await sdk.route(PROMPT, probe)).outcome is RouteOutcome.ROUTED and (
+                await run_generate(sdk, PROMPT, probe)).ok
 
         assert await until(routable, 20.0)
         yield sdk
