@@ -8,7 +8,8 @@ measured; `--engine vllm` runs the same measurement on the tiny model with real 
 
 Measured, direct and routed calls interleaved so that both see the same machine state:
 - added latency at 1 stream: end-to-end time of a call (request sent -> last message received), routed minus direct,
-  at p50 and p99 (difference of the two distributions' percentiles), and the same for time to first token;
+  paired (each routed call against the direct call of the same round; which path goes first alternates by round),
+  p50 and p99 of those differences, and the same for time to first token;
 - the same at 32 concurrent streams;
 - output tokens/s over 32 concurrent streams, relayed versus direct (ratio).
 
@@ -107,8 +108,9 @@ async def measure(worker_address: str, router_address: str, requests: int, concu
         for make_call in calls.values():  # warm-up: channels connected, classifier and worker code paths hot
             await asyncio.gather(*(timed_stream(make_call()) for _ in range(max(4, concurrency))))
         rounds = max(1, requests // concurrency)
-        for _ in range(rounds):
-            for path, make_call in calls.items():
+        for round_index in range(rounds):
+            paths = list(calls.items())
+            for path, make_call in paths if round_index % 2 == 0 else reversed(paths):
                 started = time.perf_counter()
                 outcomes = await asyncio.gather(*(timed_stream(make_call()) for _ in range(concurrency)))
                 results[path]["wall_s"] += time.perf_counter() - started
@@ -120,13 +122,17 @@ async def measure(worker_address: str, router_address: str, requests: int, concu
 
 
 def summarise(results: dict) -> dict[str, float]:
+    """Medians and the paired differences (routed minus direct, call i of a path against call i of the other: the
+    same round, and within it the same position)."""
     direct, routed = results["direct"], results["routed"]
+    added_ms = [r - d for d, r in zip(direct["e2e_ms"], routed["e2e_ms"], strict=True)]
+    added_ttft_ms = [r - d for d, r in zip(direct["ttft_ms"], routed["ttft_ms"], strict=True)]
     return {
         "direct_e2e_p50_ms": statistics.median(direct["e2e_ms"]),
         "routed_e2e_p50_ms": statistics.median(routed["e2e_ms"]),
-        "added_p50_ms": statistics.median(routed["e2e_ms"]) - statistics.median(direct["e2e_ms"]),
-        "added_p99_ms": percentile(routed["e2e_ms"], 99) - percentile(direct["e2e_ms"], 99),
-        "added_ttft_p50_ms": statistics.median(routed["ttft_ms"]) - statistics.median(direct["ttft_ms"]),
+        "added_p50_ms": statistics.median(added_ms),
+        "added_p99_ms": percentile(added_ms, 99),
+        "added_ttft_p50_ms": statistics.median(added_ttft_ms),
         "direct_tokens_per_s": direct["tokens"] / direct["wall_s"],
         "routed_tokens_per_s": routed["tokens"] / routed["wall_s"],
         "samples": len(direct["e2e_ms"]),
