@@ -23,7 +23,7 @@ from tests.fixtures.observability import (
     tier_of,
     wait_for,
 )
-from tests.fixtures.worker import engine_executors, paced_engine, suspended
+from tests.fixtures.worker import engine_executors, suspended
 
 pytestmark = pytest.mark.vllm
 
@@ -224,13 +224,15 @@ def test_vllm_worker_gauges_follow_a_running_request_and_its_cancellation(observ
     # Greedy decoding of this prompt runs to max_output_tokens on the tiny model (no end-of-sequence).
     request = worker_pb2.GenerateRequest(prompt="The capital of Peru is", max_output_tokens=2000,
                                          sampling=common_pb2.SamplingParams(temperature=0.0))
-    with grpc.insecure_channel(worker.address) as channel, suspended(executors):
+    with grpc.insecure_channel(worker.address) as channel:
         call = worker_pb2_grpc.InferenceWorkerServiceStub(channel).Generate(request, timeout=60.0)
-        # The engine makes a step at a time until the gauge shows the request: it cannot be over before it is seen.
-        with paced_engine(executors):
+        next(call)
+        # The engine is stopped at the first token, seconds of tokens before the end: the gauge is read while the
+        # request is still running (polling a running engine here can wait until it is idle).
+        with suspended(executors):
             snapshot = wait_for(lambda: (s := scrape(worker.metrics_port)).value(
-                "quantmesh_worker_running_requests", **labels) == 1 and s, timeout_s=30.0)
-        call.cancel()
+                "quantmesh_worker_running_requests", **labels) == 1 and s, timeout_s=5.0)
+            call.cancel()
     assert 0 < snapshot.value("quantmesh_worker_kv_cache_usage_ratio", **labels) <= 1
     wait_for(lambda: scrape(worker.metrics_port).value("quantmesh_worker_aborts_total", **labels, reason="cancelled")
              - before.value("quantmesh_worker_aborts_total", **labels, reason="cancelled") == 1)
