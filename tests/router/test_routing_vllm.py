@@ -344,8 +344,3 @@ async def test_worker_killed_after_the_first_token_gives_unavailable_and_no_dupl
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
     assert "after" in info.value.details() and "relayed" in info.value.details()
     assert 1 <= assert_contiguous(chunks) < MAX_OUTPUT_TOKENS
-
-
-async def drain(call) -> None:
-    async for _ in call:
-        pass

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import psutil
 import pytest
 from grpc_health.v1 import health_pb2
 from transformers import AutoTokenizer
@@ -18,7 +17,7 @@ from transformers import AutoTokenizer
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.common.processes import health_status
-from tests.fixtures.worker import WORKER_START_TIMEOUT_S, WorkerProcess, start_worker
+from tests.fixtures.worker import WORKER_START_TIMEOUT_S, WorkerProcess, engine_executors, start_worker
 
 pytestmark = pytest.mark.vllm
 
@@ -282,9 +281,6 @@ def test_engine_threads_run_on_the_configured_core(tiny_model_dirs: dict[str, Pa
     process = start_worker(tiny_model_dirs["s"], served_model_name="tiny-s-bound", log_path=tmp_path / "worker.log",
                            extra_env={"QUANTMESH_WORKER_CPU_THREADS_BIND": str(bound_core)})
     try:
-        service = psutil.Process(process.service.process.pid)
-        executors = [p for p in service.children(recursive=True) if p.name().startswith("VLLM::Worker")]
-        assert executors, [p.name() for p in service.children(recursive=True)]
-        assert all(p.cpu_affinity() == [bound_core] for p in executors)
+        assert all(p.cpu_affinity() == [bound_core] for p in engine_executors(process.address))
     finally:
         process.stop()
