@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,13 @@ from transformers import AutoTokenizer
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.common.processes import health_status
-from tests.fixtures.worker import WORKER_START_TIMEOUT_S, WorkerProcess, engine_executors, start_worker
+from tests.fixtures.worker import (
+    WORKER_START_TIMEOUT_S,
+    WorkerProcess,
+    engine_executors,
+    start_worker,
+    suspended,
+)
 
 pytestmark = pytest.mark.vllm
 
@@ -88,14 +94,29 @@ async def _collect(
     return chunks, complete
 
 
-async def _wait_for_idle(stub: worker_pb2_grpc.InferenceWorkerServiceStub, timeout_s: float = 10.0) -> None:
+async def _load_when(
+    stub: worker_pb2_grpc.InferenceWorkerServiceStub,
+    condition: Callable[[worker_pb2.LoadReport], bool],
+    timeout_s: float = 10.0,
+) -> worker_pb2.LoadReport:
+    """The first load report (polled every 50 ms) that meets `condition`; fails the test after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
-        if load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0.0:
-            return
+        if condition(load):
+            return load
+        if time.monotonic() > deadline:
+            pytest.fail(f"no load report met the condition in {timeout_s} s, last: {load}")
         await asyncio.sleep(0.05)
-    pytest.fail(f"engine still holds requests after {timeout_s} s: {load}")
+
+
+async def _wait_for_idle(stub: worker_pb2_grpc.InferenceWorkerServiceStub, timeout_s: float = 10.0) -> None:
+    """Until the engine holds no request: none running, none waiting, no KV-cache block in use."""
+    await _load_when(
+        stub,
+        lambda load: load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0,
+        timeout_s,
+    )
 
 
 def test_not_serving_until_the_engine_is_ready(worker: StartedWorker) -> None:
@@ -170,7 +191,10 @@ async def test_sixteen_concurrent_streams_complete_with_exact_usage(
     await _wait_for_idle(stub)
 
 
-async def test_cancelled_stream_frees_the_engine_request(stub: worker_pb2_grpc.InferenceWorkerServiceStub) -> None:
+async def test_cancelled_stream_frees_the_engine_request(
+    worker: StartedWorker, stub: worker_pb2_grpc.InferenceWorkerServiceStub
+) -> None:
+    executors = engine_executors(worker.process.address)  # before the request: the lookup is slow while it runs
     # Greedy: this prompt's continuation runs to max_output_tokens (checked on both tiny models).
     call = stub.Generate(
         worker_pb2.GenerateRequest(prompt="The capital of Peru is", max_output_tokens=480, sampling=GREEDY)
@@ -178,9 +202,12 @@ async def test_cancelled_stream_frees_the_engine_request(stub: worker_pb2_grpc.I
     async for response in call:
         assert response.HasField("chunk")
         break
-    load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
-    assert load.running_requests == 1 and load.kv_cache_usage_fraction > 0  # held by the engine now
-    call.cancel()
+    # The engine is stopped at the first token, so the load is read while the request runs (a fresh-clone run read
+    # it only after all 480 tokens were out) and the cancellation lands mid-generation.
+    with suspended(executors):
+        load = await _load_when(stub, lambda report: report.running_requests == 1)
+        assert load.kv_cache_usage_fraction > 0  # held by the engine now
+        call.cancel()
     await _wait_for_idle(stub)
 
 
