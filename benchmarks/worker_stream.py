@@ -105,6 +105,8 @@ async def _run(model_dir: Path, address: str, rounds: int, max_tokens: int) -> t
         "max_output_tokens": max_tokens,
         "stream_coalesce_window_ms": defaults.stream_coalesce_window_ms,
         "stream_coalesce_min_streams": defaults.stream_coalesce_min_streams,
+        "stream_coalesce_max_window_ms": defaults.stream_coalesce_max_window_ms,
+        "stream_max_chunks_per_s": defaults.stream_max_chunks_per_s,
         "engine_settle_s": ENGINE_SETTLE_S,
         "load_average_before": list(os.getloadavg()),
         "per_round": {},

@@ -174,6 +174,8 @@ async def create_server(settings: WorkerSettings, engine: Engine | None = None) 
         engine_died=engine_died,
         coalesce_window_ms=settings.stream_coalesce_window_ms,
         coalesce_min_streams=settings.stream_coalesce_min_streams,
+        coalesce_max_window_ms=settings.stream_coalesce_max_window_ms,
+        max_chunks_per_s=settings.stream_max_chunks_per_s,
         admission=WorkerAdmission(enabled=settings.admission_control),
     )
     grpc_server = await build_server(

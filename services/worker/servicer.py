@@ -43,6 +43,12 @@ WATCH_LOAD_INTERVAL_RANGE_MS = (50, 60_000)
 MIN_CHANGE_REPORT_GAP_S = 0.02
 
 
+def coalesce_window_s(streams_in_flight: int, max_chunks_per_s: float, min_window_s: float, max_window_s: float) -> float:
+    """Seconds a stream under load waits after sending a chunk: its share of the worker's chunk budget
+    (`streams_in_flight / max_chunks_per_s`), clamped to [`min_window_s`, `max_window_s`]."""
+    return min(max_window_s, max(min_window_s, streams_in_flight / max_chunks_per_s))
+
+
 @dataclass
 class WorkerState:
     """Whether the worker serves, and why not (shared by the servicer and the server's lifecycle task).
@@ -59,7 +65,9 @@ class WorkerState:
 class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
     """Args: engine, state (see WorkerState), the pair served, max_model_len, the default WatchLoad period, the
     event that wakes the engine monitor, and stream coalescing: with at least `coalesce_min_streams` streams in
-    flight, each stream sends at most one chunk per `coalesce_window_ms` (tokens produced meanwhile are merged)."""
+    flight, each stream sends at most one chunk per window (tokens produced meanwhile are merged). The window is
+    (streams in flight / `max_chunks_per_s`) s, clamped to [`coalesce_window_ms`, `coalesce_max_window_ms`], so the
+    worker's message rate, and the CPU its gRPC writes take from the engine, stays bounded as streams are added."""
 
     def __init__(
         self,
@@ -73,6 +81,8 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         engine_died: asyncio.Event,
         coalesce_window_ms: float = 0.0,
         coalesce_min_streams: int = 1,
+        coalesce_max_window_ms: float = 100.0,
+        max_chunks_per_s: float = 1200.0,
         admission: WorkerAdmission | None = None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
@@ -85,6 +95,8 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         self._watch_load_interval_ms = watch_load_interval_ms
         self._engine_died = engine_died
         self._coalesce_window_s = coalesce_window_ms / 1000.0
+        self._coalesce_max_window_s = coalesce_max_window_ms / 1000.0
+        self._max_chunks_per_s = max_chunks_per_s
         self._coalesce_min_streams = coalesce_min_streams if coalesce_window_ms > 0 else 1 << 30
         self._in_flight: set[str] = set()
         self._admission = admission or WorkerAdmission()
@@ -126,8 +138,13 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
                     yield worker_pb2.GenerateResponse(chunk=chunk)
                     if len(self._in_flight) >= self._coalesce_min_streams:
                         # Under load, let the engine's collector merge tokens for a few ms: fewer, larger messages
-                        # keep the stream (and this process's CPU) up with the engine. TTFT is unaffected.
-                        await asyncio.sleep(self._coalesce_window_s)
+                        # keep the stream (and this process's CPU) up with the engine. TTFT is unaffected. A stream
+                        # whose remaining tokens come in less than a window (at this chunk's rate) waits only until
+                        # they are due, so its last chunk and usage are not held back.
+                        window_s = coalesce_window_s(len(self._in_flight), self._max_chunks_per_s,
+                                                     self._coalesce_window_s, self._coalesce_max_window_s)
+                        due_windows = (request.max_output_tokens - next_index) / len(delta.token_ids)
+                        await asyncio.sleep(window_s * min(1.0, due_windows))
                 last = delta
             finished_at = time.monotonic()
         except (EngineDeadError, EngineNotReadyError) as exc:

@@ -68,11 +68,21 @@ class WorkerSettings(ServerSettings):
     stream_coalesce_window_ms: float = Field(
         10.0,
         ge=0,
-        description="Under load, each Generate stream sends at most one chunk per this many ms (the tokens made "
-        "meanwhile are merged into it); 0 disables. Keeps per-message overhead from capping throughput.",
+        description="Under load, each Generate stream sends at most one chunk per this many ms at least (the tokens "
+        "made meanwhile are merged into it); 0 disables coalescing. Keeps per-message overhead from capping throughput.",
     )
     stream_coalesce_min_streams: int = Field(
         8, ge=1, description="Streams in flight from which coalescing applies (below it, every delta is sent at once)."
+    )
+    stream_max_chunks_per_s: float = Field(
+        1200.0,
+        gt=0,
+        description="Under load, the worker's budget of chunk messages per second over all streams: each stream's "
+        "window widens to (streams in flight / this) s, between stream_coalesce_window_ms and "
+        "stream_coalesce_max_window_ms. Raise it on hosts with cores to spare.",
+    )
+    stream_coalesce_max_window_ms: float = Field(
+        100.0, gt=0, description="The widest coalescing window in ms (the longest a token waits to be sent)."
     )
     admission_control: bool = Field(
         True, description="Refuse Generate with RESOURCE_EXHAUSTED (and retry-after-ms) when the measured TTFT and "
@@ -83,6 +93,12 @@ class WorkerSettings(ServerSettings):
         200.0, gt=0, description="Synthetic engine: tokens per second per request."
     )
     synthetic_ttft_ms: float = Field(5.0, ge=0, description="Synthetic engine: delay before the first token, in ms.")
+
+    @model_validator(mode="after")
+    def _coalesce_windows_ordered(self) -> WorkerSettings:
+        if self.stream_coalesce_max_window_ms < self.stream_coalesce_window_ms:
+            raise ValueError("stream_coalesce_max_window_ms must be at least stream_coalesce_window_ms")
+        return self
 
     @model_validator(mode="after")
     def _golden_file_exists(self) -> WorkerSettings:
