@@ -68,8 +68,8 @@ class WorkerSettings(ServerSettings):
     stream_coalesce_window_ms: float = Field(
         10.0,
         ge=0,
-        description="Under load, each Generate stream sends at most one chunk per this many ms at least (the tokens "
-        "made meanwhile are merged into it); 0 disables coalescing. Keeps per-message overhead from capping throughput.",
+        description="Under load, the shortest wait in ms between a Generate stream's chunks (the tokens made "
+        "meanwhile are merged into one); 0 disables coalescing. Keeps per-message overhead from capping throughput.",
     )
     stream_coalesce_min_streams: int = Field(
         8, ge=1, description="Streams in flight from which coalescing applies (below it, every delta is sent at once)."
@@ -82,7 +82,7 @@ class WorkerSettings(ServerSettings):
         "stream_coalesce_max_window_ms. Raise it on hosts with cores to spare.",
     )
     stream_coalesce_max_window_ms: float = Field(
-        100.0, gt=0, description="The widest coalescing window in ms (the longest a token waits to be sent)."
+        100.0, gt=0, description="Under load, the longest wait in ms between a Generate stream's chunks."
     )
     admission_control: bool = Field(
         True, description="Refuse Generate with RESOURCE_EXHAUSTED (and retry-after-ms) when the measured TTFT and "
