@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,29 +95,14 @@ async def _collect(
     return chunks, complete
 
 
-async def _load_when(
-    stub: worker_pb2_grpc.InferenceWorkerServiceStub,
-    condition: Callable[[worker_pb2.LoadReport], bool],
-    timeout_s: float = 10.0,
-) -> worker_pb2.LoadReport:
-    """The first load report (polled every 50 ms) that meets `condition`; fails the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
-        if condition(load):
-            return load
-        if time.monotonic() > deadline:
-            pytest.fail(f"no load report met the condition in {timeout_s} s, last: {load}")
-        await asyncio.sleep(0.05)
-
-
 async def _wait_for_idle(stub: worker_pb2_grpc.InferenceWorkerServiceStub, timeout_s: float = 10.0) -> None:
-    """Until the engine holds no request: none running, none waiting, no KV-cache block in use."""
-    await _load_when(
-        stub,
-        lambda load: load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0,
-        timeout_s,
-    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
+        if load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0.0:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"engine still holds requests after {timeout_s} s: {load}")
 
 
 def test_not_serving_until_the_engine_is_ready(worker: StartedWorker) -> None:
