@@ -84,14 +84,18 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
-        """Starts the process (in its own process group, so that signals to it reach its engine children)."""
+        """Starts the process in its own process group (signals to the group reach its engine children; the terminal's
+        Ctrl-C does not), but in this session: Linux's autogroup scheduler (``sched_autogroup_enabled``) gives each
+        session its own group, and a vLLM executor that busy-polls with ``sched_yield`` in one group kept another
+        worker's engine off the shared core for its whole 1 s spin (the local mesh's TTFT went from ~12 ms to ~1 s
+        whenever a request followed one on the other pair)."""
         output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives as long as the child
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module],
             env=self._env,
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
-            start_new_session=True,
+            process_group=0,
         )
         return self
 
