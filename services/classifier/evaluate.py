@@ -227,10 +227,7 @@ def evaluate(
         "name": "classifier_evaluation",
         "model_version": model.model_version,
         "command": "python -m services.classifier.evaluate",
-        "split": (
-            "test (held out: never read by training; calibration fitted on out-of-fold train + validation logits, "
-            "thresholds chosen on validation)"
-        ),
+        "split": "test (held out: never read by training; thresholds and calibration chosen on validation)",
         "sources": SOURCES,
         "split_sizes": manifest["split_sizes"],
         "tier_thresholds": manifest["tier_thresholds"],

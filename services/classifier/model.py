@@ -2,9 +2,8 @@
 
 Complexity has two logistic-regression heads, picked by the prompt's format: `multiple_choice` (two or more
 answer-choice lines such as "A. ..."; trained on MMLU) and `open_ended` (everything else; trained on GSM8K). Each
-head's logit is calibrated by Platt scaling (Platt 1999) fitted on the head's out-of-fold training logits and its
-validation logits (`train.fit_platt`). Intent is one multinomial logistic regression over the same features.
-See README.md for the data and the evaluation.
+head's logit is calibrated by Platt scaling fitted on the validation split. Intent is one multinomial logistic
+regression over the same features. See README.md for the data and the evaluation.
 """
 
 from __future__ import annotations

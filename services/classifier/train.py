@@ -5,10 +5,8 @@ Steps (all deterministic for the same data, seed and library versions; see READM
 2. Train the reference tokenizer (byte-level BPE) on the training texts.
 3. Complexity: for each head (`model.COMPLEXITY_HEADS`), choose the L2 strength C by 5-fold cross-validation on the
    training prompts (highest mean APGR), fit a logistic regression on token unigrams + structure features, then
-   fit Platt scaling on the out-of-fold logits of the training prompts (that C, the same folds) together with the
-   final model's logits on the validation prompts; tier thresholds from the validation routing curve (`tiers`). The
-   manifest records each head's cross-validated and validation ROC-AUC and APGR beside the prompt-length baseline's,
-   and what the calibration was fitted on.
+   fit Platt scaling on the validation prompts; tier thresholds from the validation routing curve (`tiers`). The
+   manifest records each head's cross-validated and validation ROC-AUC and APGR beside the prompt-length baseline's.
 4. Intent: multinomial logistic regression on all features, C chosen by validation macro-F1.
 5. Write `manifest.json`, `model.npz`, `reference_tokenizer.json` to the output directory.
 """
@@ -27,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 
 from services.classifier import artifact as artifact_io
 from services.classifier.data import data_fingerprint
@@ -38,7 +36,7 @@ from services.classifier.features import (
     fit_dense_standardisation,
     rows_to_csr,
 )
-from services.classifier.metrics import apgr, brier_score, routing_curve
+from services.classifier.metrics import apgr, routing_curve
 from services.classifier.model import COMPLEXITY_HEADS, complexity_heads
 from services.classifier.reference_tokenizer import VOCAB_SIZE, ReferenceTokenizer, train_reference_tokenizer
 from services.classifier.splits import TRAIN, VALIDATION
@@ -53,8 +51,6 @@ COMPLEXITY_C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 INTENT_C_GRID = (1.0, 3.0, 10.0)
 CV_FOLDS = 5
 MAX_ITER = 3000
-# Recorded in the model version: changing what the calibration is fitted on changes the shipped probabilities.
-CALIBRATION = "platt_on_out_of_fold_train_and_validation_logits"
 
 
 def encode_texts(tokenizer: ReferenceTokenizer, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
@@ -82,33 +78,28 @@ def _routing_scores(scores: np.ndarray, labels: np.ndarray, weak: np.ndarray, st
 
 def choose_complexity_c(
     x: sp.csr_matrix, labels: np.ndarray, weak: np.ndarray, strong: np.ndarray, n_chars: np.ndarray, seed: int
-) -> tuple[float, np.ndarray, dict[str, Any]]:
+) -> tuple[float, dict[str, Any]]:
     """The C of `COMPLEXITY_C_GRID` with the highest mean cross-validated APGR on the training prompts.
 
-    Args:
-        x: Features of the head's training prompts, shape (n, features).
-        labels, weak, strong: "Needs the strong model", weak- and strong-model correctness, each shape (n,).
-        n_chars: Characters per prompt, shape (n,): the prompt-length baseline.
-        seed: Seed of the `CV_FOLDS` stratified folds.
-
     Returns:
-        That C; its out-of-fold logits, shape (n,): each prompt scored by the model fitted on the other folds
-        (sklearn `cross_val_predict`); and the report: mean APGR and ROC-AUC of each C over the folds, and of the
-        prompt-length baseline on the same folds.
+        That C, and the report: mean APGR and ROC-AUC of each C over the folds, and of the prompt-length baseline
+        (`n_chars`, characters per prompt) on the same folds.
     """
     folds = list(StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed % 2**31).split(x, labels))
     by_c: dict[str, dict[str, float]] = {}
-    out_of_fold: dict[str, np.ndarray] = {}
     for c in COMPLEXITY_C_GRID:
-        logits = cross_val_predict(
-            LogisticRegression(C=c, max_iter=MAX_ITER), x, labels, cv=folds, method="decision_function"
-        )
-        fold_scores = [_routing_scores(logits[rows], labels[rows], weak[rows], strong[rows]) for _, rows in folds]
+        fold_scores = []
+        for fit_rows, score_rows in folds:
+            model = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x[fit_rows], labels[fit_rows])
+            fold_scores.append(
+                _routing_scores(
+                    model.decision_function(x[score_rows]), labels[score_rows], weak[score_rows], strong[score_rows]
+                )
+            )
         by_c[str(c)] = {name: float(np.mean([f[name] for f in fold_scores])) for name in ("apgr", "roc_auc")}
-        out_of_fold[str(c)] = logits
     length = [_routing_scores(n_chars[rows], labels[rows], weak[rows], strong[rows]) for _, rows in folds]
     best = max(COMPLEXITY_C_GRID, key=lambda c: by_c[str(c)]["apgr"])
-    return best, out_of_fold[str(best)], {
+    return best, {
         "cv_apgr_by_c": {c: scores["apgr"] for c, scores in by_c.items()},
         "cv_roc_auc_by_c": {c: scores["roc_auc"] for c, scores in by_c.items()},
         "cv_length_baseline": {name: float(np.mean([f[name] for f in length])) for name in ("apgr", "roc_auc")},
@@ -116,17 +107,9 @@ def choose_complexity_c(
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Platt scaling (Platt 1999): slope a and intercept b of P(label) = 1 / (1 + exp(-(a * logit + b))), a 1-D
-    logistic regression of labels on logits, shapes (n,) -> two floats. Practically unregularised, on 0/1 targets:
-    Platt's smoothed targets (also sklearn's `CalibratedClassifierCV(method="sigmoid")`) differ from them by
-    1 / (prompts of that label + 2), under 0.004 on either shipped head."""
+    """Platt scaling (Platt 1999): slope and intercept of a 1-D logistic regression of labels on logits."""
     model = LogisticRegression(C=1e6, max_iter=MAX_ITER).fit(logits.reshape(-1, 1), labels)
     return float(model.coef_[0, 0]), float(model.intercept_[0])
-
-
-def platt_probability(logits: np.ndarray, slope: float, intercept: float) -> np.ndarray:
-    """The calibrated probability of each logit, shape (n,) -> (n,) (as `model.ClassifierModel` computes it)."""
-    return 1 / (1 + np.exp(-(slope * logits + intercept)))
 
 
 def model_version(fingerprint: str, params: dict[str, Any]) -> str:
@@ -202,7 +185,7 @@ def train(
     for head, name in enumerate(COMPLEXITY_HEADS):
         rows = heads_train == head
         x_head = x_train[rows][:, columns]
-        c, out_of_fold_logits, cv_report = choose_complexity_c(
+        c, cv_report = choose_complexity_c(
             x_head, labels_train[rows], weak_train[rows], strong_train[rows], chars_train[rows], seed
         )
         model = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_head, labels_train[rows])
@@ -210,36 +193,16 @@ def train(
         bias[head] = model.intercept_[0]
         validation_rows = heads_validation == head
         logits = model.decision_function(x_validation[validation_rows][:, columns])
-        # Out-of-fold training logits (CalibratedClassifierCV(method="sigmoid", ensemble=False) fits on those alone)
-        # plus the final model's validation logits: the validation split alone (196 GSM8K prompts) was too few.
-        calibration[head] = fit_platt(
-            np.concatenate((out_of_fold_logits, logits)),
-            np.concatenate((labels_train[rows], labels_validation[validation_rows])),
+        calibration[head] = fit_platt(logits, labels_validation[validation_rows])
+        validation_probability[validation_rows] = 1 / (
+            1 + np.exp(-(calibration[head, 0] * logits + calibration[head, 1]))
         )
-        validation_probability[validation_rows] = platt_probability(logits, *calibration[head])
         validation_args = (
             labels_validation[validation_rows], weak_validation[validation_rows], strong_validation[validation_rows]
         )
         head_report[name] = {
             "c": c,
             **cv_report,
-            "calibration": {
-                "method": "Platt scaling on out-of-fold training logits and validation logits",
-                "train_out_of_fold_prompts": int(rows.sum()),
-                "validation_prompts": int(validation_rows.sum()),
-                "slope": float(calibration[head, 0]),
-                "intercept": float(calibration[head, 1]),
-                # Both Platt fits saw the validation prompts: in-sample figures, not a test of calibration.
-                "validation_brier": {
-                    "training_base_rate": brier_score(
-                        np.full(int(validation_rows.sum()), labels_train[rows].mean()), validation_args[0]
-                    ),
-                    "platt_on_validation_only": brier_score(
-                        platt_probability(logits, *fit_platt(logits, validation_args[0])), validation_args[0]
-                    ),
-                    "shipped": brier_score(validation_probability[validation_rows], validation_args[0]),
-                },
-            },
             "validation": _routing_scores(logits, *validation_args),
             "validation_length_baseline": _routing_scores(chars_validation[validation_rows], *validation_args),
             "train_prompts": int(rows.sum()),
@@ -293,7 +256,6 @@ def train(
         "complexity_c_grid": COMPLEXITY_C_GRID,
         "intent_c_grid": INTENT_C_GRID,
         "cv_folds": CV_FOLDS,
-        "calibration": CALIBRATION,
         "traffic": traffic_path is not None,
     }
     manifest = {
