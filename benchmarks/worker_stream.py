@@ -6,7 +6,9 @@ each path (same prompts, greedy, every stream generating exactly `--max-output-t
 tiny model chosen not to emit end-of-sequence) and reports the median over rounds of total output tokens / wall time.
 
 Figures: `grpc_tokens_per_s_<c>`, `inprocess_tokens_per_s_<c>` and `grpc_over_inprocess_tokens_per_s_<c>` (the ratio
-of the medians; target >= 0.90 at 16 and 64).
+of the medians; target >= 0.90 at 16 and 64). Details also give, per path and concurrency, the CPU cores each group of
+processes used during the rounds (median over rounds of CPU seconds / wall seconds, from psutil): this process (the
+gRPC client, or the in-process `AsyncLLM`'s front end), the worker process, and each engine's own processes.
 
 Run: `.venv/bin/python -m benchmarks.worker_stream [--rounds 5] [--max-output-tokens 256]`.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 
 from benchmarks.results_io import write_results
 from quantmesh.common.v1 import common_pb2
@@ -58,6 +61,25 @@ async def _grpc_round(stub: worker_pb2_grpc.InferenceWorkerServiceStub, count: i
     started = time.perf_counter()
     tokens = await asyncio.gather(*(one(prompt) for prompt in _prompts(count)))
     return sum(tokens), time.perf_counter() - started
+
+
+def _process_groups(worker_pid: int) -> dict[str, list[psutil.Process]]:
+    """The processes whose CPU time is accounted, by group: this process, the worker, the worker's engine processes,
+    and the in-process `AsyncLLM`'s engine processes (this process's other descendants)."""
+    this, worker = psutil.Process(), psutil.Process(worker_pid)
+    worker_engine = worker.children(recursive=True)
+    worker_tree = {worker.pid, *(child.pid for child in worker_engine)}
+    return {
+        "this_process": [this],
+        "worker_process": [worker],
+        "worker_engine": worker_engine,
+        "inprocess_engine": [child for child in this.children(recursive=True) if child.pid not in worker_tree],
+    }
+
+
+def _cpu_s(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each group's processes (not their children)."""
+    return {name: sum(sum(process.cpu_times()[:2]) for process in processes) for name, processes in groups.items()}
 
 
 async def _inprocess_round(llm: Any, count: int, max_tokens: int, round_index: int) -> tuple[int, float]:
@@ -96,9 +118,11 @@ def _inprocess_engine(model_dir: Path, settings: WorkerSettings) -> Any:
     )
 
 
-async def _run(model_dir: Path, address: str, rounds: int, max_tokens: int) -> tuple[dict[str, float], dict]:
+async def _run(model_dir: Path, address: str, worker_pid: int, rounds: int,
+               max_tokens: int) -> tuple[dict[str, float], dict]:
     defaults = WorkerSettings(model=str(model_dir), served_model_name="bench")
     llm = await asyncio.to_thread(_inprocess_engine, model_dir, defaults)
+    groups = _process_groups(worker_pid)
     figures: dict[str, float] = {}
     details: dict[str, Any] = {
         "rounds": rounds,
@@ -118,17 +142,21 @@ async def _run(model_dir: Path, address: str, rounds: int, max_tokens: int) -> t
             await _inprocess_round(llm, 4, 16, -1)
             for count in CONCURRENCIES:
                 grpc_rates, inprocess_rates = [], []
+                cores: dict[str, dict[str, list[float]]] = {"grpc": {}, "inprocess": {}}
                 for round_index in range(rounds):
                     # Alternate which path goes first so drift in machine load hits both alike.
                     order = ("grpc", "inprocess") if round_index % 2 == 0 else ("inprocess", "grpc")
                     for path in order:
                         await asyncio.sleep(ENGINE_SETTLE_S)
+                        cpu_before = _cpu_s(groups)
                         if path == "grpc":
                             tokens, elapsed = await _grpc_round(stub, count, max_tokens)
                             grpc_rates.append(tokens / elapsed)
                         else:
                             tokens, elapsed = await _inprocess_round(llm, count, max_tokens, round_index)
                             inprocess_rates.append(tokens / elapsed)
+                        for group, used_s in _cpu_s(groups).items():
+                            cores[path].setdefault(group, []).append((used_s - cpu_before[group]) / elapsed)
                         if tokens != count * max_tokens:
                             raise RuntimeError(f"{path} produced {tokens} tokens, expected {count * max_tokens}")
                 grpc_median = statistics.median(grpc_rates)
@@ -139,6 +167,9 @@ async def _run(model_dir: Path, address: str, rounds: int, max_tokens: int) -> t
                 details["per_round"][str(count)] = {
                     "grpc_tokens_per_s": [round(r, 1) for r in grpc_rates],
                     "inprocess_tokens_per_s": [round(r, 1) for r in inprocess_rates],
+                    "cpu_cores_used": {path: {group: round(statistics.median(values), 2)
+                                              for group, values in by_group.items()}
+                                       for path, by_group in cores.items()},
                 }
                 print(
                     f"{count:>3} streams: grpc {grpc_median:8.1f} tok/s  in-process {inprocess_median:8.1f} tok/s  "
@@ -159,7 +190,8 @@ def main() -> None:
     log_path = Path(tempfile.mkdtemp(prefix="worker-stream-")) / "worker.log"
     worker = start_worker(model_dir, served_model_name="tiny-s", log_path=log_path)
     try:
-        figures, details = asyncio.run(_run(model_dir, worker.address, args.rounds, args.max_output_tokens))
+        figures, details = asyncio.run(_run(model_dir, worker.address, worker.service.process.pid, args.rounds,
+                                            args.max_output_tokens))
     finally:
         worker.stop()
     details["load_average_after"] = list(os.getloadavg())  # the machine is shared: high values mean noisy figures
