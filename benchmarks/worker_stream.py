@@ -1,7 +1,8 @@
 """Output tokens/s through the gRPC InferenceWorker vs the same vLLM `AsyncLLM` called in-process, side by side.
 
 One run starts a worker process (`python -m services.worker`, tiny model "s", real vLLM) and, in this process, an
-`AsyncLLM` with the same engine arguments. For each concurrency (1, 16, 64 streams) it runs rounds alternately on
+`AsyncLLM` built as the worker builds its own (`services.worker.vllm_engine.build_async_llm`: the same engine
+arguments, the stat logger behind the load reports, vLLM's environment-variable cache). For each concurrency (1, 16, 64 streams) it runs rounds alternately on
 each path (same prompts, greedy, every stream generating exactly `--max-output-tokens` tokens: raw prompts of the
 tiny model chosen not to emit end-of-sequence) and reports the median over rounds of total output tokens / wall time.
 
@@ -30,8 +31,10 @@ import psutil
 from benchmarks.results_io import write_results
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from services.worker.load import LoadTracker
 from services.worker.settings import WorkerSettings
 from services.worker.tiny_model import build_tiny_model
+from services.worker.vllm_engine import build_async_llm
 from tests.fixtures.worker import MODEL_CACHE_DIR, start_worker
 
 CONCURRENCIES = (1, 16, 64)
@@ -102,19 +105,17 @@ async def _inprocess_round(llm: Any, count: int, max_tokens: int, round_index: i
 
 
 def _inprocess_engine(model_dir: Path, settings: WorkerSettings) -> Any:
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    return AsyncLLM.from_engine_args(
-        AsyncEngineArgs(
-            model=str(model_dir),
-            max_model_len=settings.max_model_len,
-            max_num_seqs=settings.max_num_seqs,
-            gpu_memory_utilization=settings.gpu_memory_utilization,
-            kv_cache_memory_bytes=settings.kv_cache_memory_bytes,
-            enforce_eager=True,
-            disable_log_stats=True,
-        )
+    """The worker's own `AsyncLLM` (`services.worker.vllm_engine.build_async_llm`): the same engine arguments, stat
+    logger and environment-variable cache, so the two paths differ only by the worker's gRPC layer."""
+    return build_async_llm(
+        {
+            "model": str(model_dir),
+            "max_model_len": settings.max_model_len,
+            "max_num_seqs": settings.max_num_seqs,
+            "gpu_memory_utilization": settings.gpu_memory_utilization,
+            "kv_cache_memory_bytes": settings.kv_cache_memory_bytes,
+        },
+        LoadTracker(),
     )
 
 

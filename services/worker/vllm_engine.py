@@ -114,22 +114,19 @@ class VllmEngine(Engine):
         )
 
     def _build(self) -> Any:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        args = AsyncEngineArgs(
-            model=self._model,
-            served_model_name=self._served_model_name,
-            quantization=self._quantization,
-            dtype=self._dtype,
-            max_model_len=self._max_model_len,
-            max_num_seqs=self._max_num_seqs,
-            gpu_memory_utilization=self._gpu_memory_utilization,
-            kv_cache_memory_bytes=self._kv_cache_memory_bytes,
-            enforce_eager=True,
-            disable_log_stats=True,  # our stat logger below still receives the stats
+        return build_async_llm(
+            {
+                "model": self._model,
+                "served_model_name": self._served_model_name,
+                "quantization": self._quantization,
+                "dtype": self._dtype,
+                "max_model_len": self._max_model_len,
+                "max_num_seqs": self._max_num_seqs,
+                "gpu_memory_utilization": self._gpu_memory_utilization,
+                "kv_cache_memory_bytes": self._kv_cache_memory_bytes,
+            },
+            self._load,
         )
-        return AsyncLLM.from_engine_args(args, stat_loggers=[_stat_logger_factory(self._load)])
 
     def _require_started(self) -> Any:
         if self._llm is None:
@@ -256,6 +253,30 @@ class VllmEngine(Engine):
         if self._llm is not None and not self._closed:
             self._closed = True
             await asyncio.to_thread(self._llm.shutdown)
+
+
+def build_async_llm(engine_args: dict[str, Any], load: LoadTracker) -> Any:
+    """vLLM's `AsyncLLM` as the worker runs it (blocking: call it in a thread).
+
+    Args:
+        engine_args: `vllm.engine.arg_utils.AsyncEngineArgs` fields (model, max_model_len, ...); eager mode and
+            vLLM's own stats logging off are added.
+        load: Fed by a stat logger with the engine's running and waiting requests, KV-cache use and generated tokens.
+
+    Returns:
+        The started `vllm.v1.engine.async_llm.AsyncLLM`, with vLLM's environment-variable cache enabled.
+    """
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.envs import enable_envs_cache
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    args = AsyncEngineArgs(**engine_args, enforce_eager=True,
+                           disable_log_stats=True)  # our stat logger still receives the stats
+    llm = AsyncLLM.from_engine_args(args, stat_loggers=[_stat_logger_factory(load)])
+    # vLLM re-reads its environment variables on every access unless cached, in the front end's per-token path too;
+    # its engine processes cache them once started, as here (the worker never changes them afterwards).
+    enable_envs_cache()
+    return llm
 
 
 def _sampling_params(request: GenerationRequest) -> Any:
