@@ -2,9 +2,10 @@
 
 One run starts a worker process (`python -m services.worker`, tiny model "s", real vLLM) and, in this process, an
 `AsyncLLM` built as the worker builds its own (`services.worker.vllm_engine.build_async_llm`: the same engine
-arguments, the stat logger behind the load reports, vLLM's environment-variable cache). For each concurrency (1, 16, 64 streams) it runs rounds alternately on
-each path (same prompts, greedy, every stream generating exactly `--max-output-tokens` tokens: raw prompts of the
-tiny model chosen not to emit end-of-sequence) and reports the median over rounds of total output tokens / wall time.
+arguments, the stat logger behind the load reports, vLLM's environment-variable cache). For each concurrency (1, 16,
+64 streams) it runs rounds alternately on each path (same prompts, greedy, every stream generating exactly
+`--max-output-tokens` tokens: raw prompts of the tiny model chosen not to emit end-of-sequence) and reports the
+median over rounds of total output tokens / wall time.
 
 Figures: `grpc_tokens_per_s_<c>`, `inprocess_tokens_per_s_<c>` and `grpc_over_inprocess_tokens_per_s_<c>` (the ratio
 of the medians; target >= 0.90 at 16 and 64). Details also give, per path and concurrency, the CPU cores each group of
