@@ -18,9 +18,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # scipy is for training only: serving (the service, an embedded router) does not import it
+    import scipy.sparse as sp
 
 DENSE_FEATURES = (
     "log_chars",
@@ -162,6 +165,8 @@ class Featurizer:
 def rows_to_csr(featurizer: Featurizer, token_rows: TokenRows, dense_rows: np.ndarray) -> sp.csr_matrix:
     """The (rows, n_features) training matrix: token blocks (`Featurizer.token_rows`) beside standardised dense rows of
     shape (rows, len(DENSE_FEATURES))."""
+    import scipy.sparse as sp
+
     tokens = sp.csr_matrix(
         (token_rows.values, token_rows.columns, token_rows.indptr),
         shape=(len(token_rows.indptr) - 1, featurizer.dense_offset),
