@@ -9,6 +9,7 @@ regression over the same features. See README.md for the data and the evaluation
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ class ClassifierModel:
         self._token_weights = np.ascontiguousarray(np.hstack((complexity[:, :offset].T, intent[:offset])), np.float64)
         self._dense_weights = np.hstack((complexity[:, offset:].T, intent[offset:])).astype(np.float64)
         self._bias = np.concatenate((arrays["complexity_bias"], arrays["intent_bias"])).astype(np.float64)
-        self._calibration = arrays["complexity_calibration"].astype(np.float64)
+        self._calibration = arrays["complexity_calibration"].astype(np.float64).tolist()  # [slope, intercept]
 
     @classmethod
     def load(cls, directory: Path) -> ClassifierModel:
@@ -98,8 +99,14 @@ class ClassifierModel:
         return cls(load_artifact(directory))
 
     def classify(self, text: str) -> Classification:
-        """Classifies one text (any length; the service enforces its size limit before calling this)."""
-        return self.classify_batch((text,))[0]
+        """Classifies one text (any length; the service enforces its size limit before calling this): the answer
+        `classify_batch` gives for it, bit for bit, with the token block built for one text (`Featurizer.token_row`)."""
+        ids = self.tokenizer.encode(text)
+        share = self.tokenizer.numeric_token_share(ids)
+        raw = np.array([dense_raw(text, len(ids), share)], dtype=np.float64)
+        columns, values = self.featurizer.token_row(ids)
+        logits = (values @ self._token_weights[columns]).reshape(1, self._bias.size)
+        return self._classifications(raw, logits, [share], [ids])[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Classification]:
         """Classifies several texts at once: the same answers as `classify` one by one, bit for bit (every
@@ -110,7 +117,6 @@ class ClassifierModel:
             [dense_raw(text, len(row), share) for text, row, share in zip(texts, ids, numeric_shares, strict=True)],
             dtype=np.float64,
         ).reshape(len(texts), len(DENSE_FEATURES))
-        dense = (raw - self.featurizer.dense_mean) / self.featurizer.dense_scale
         tokens = self.featurizer.token_rows(ids)
         columns, values, bounds = tokens.columns, tokens.values, tokens.indptr.tolist()
         # One dot product per row, on that row's entries only: a text's logits do not depend on the rest of the batch
@@ -118,36 +124,39 @@ class ClassifierModel:
         logits = np.array(
             [values[start:end] @ self._token_weights[columns[start:end]] for start, end in itertools.pairwise(bounds)]
         ).reshape(len(texts), self._bias.size)
-        logits += (dense[:, :, None] * self._dense_weights).sum(axis=1) + self._bias  # not `@`: same reason
+        return self._classifications(raw, logits, numeric_shares, ids)
 
-        rows = np.arange(len(texts))
-        heads = complexity_heads(raw)
-        slope, intercept = self._calibration[heads].T
-        probabilities = 1 / (1 + np.exp(-(slope * logits[rows, heads] + intercept)))
-
-        intent_logits = logits[:, len(COMPLEXITY_HEADS) :]
-        intent_logits -= intent_logits.max(axis=1, keepdims=True)
-        intent_probabilities = np.exp(intent_logits)
-        intent_probabilities /= intent_probabilities.sum(axis=1, keepdims=True)
-        best = intent_probabilities.argmax(axis=1)
-
+    def _classifications(
+        self, raw: np.ndarray, logits: np.ndarray, numeric_shares: list[float], ids: list[list[int]]
+    ) -> list[Classification]:
+        """The classifications of texts from their raw dense features, shape (texts, len(DENSE_FEATURES)), and token
+        logits, shape (texts, heads + intents) (updated in place)."""
+        dense = (raw - self.featurizer.dense_mean) / self.featurizer.dense_scale
+        # Not `@`: a BLAS product's summation order depends on the batch's shape; this sum runs within each row.
+        logits += (dense[:, :, None] * self._dense_weights).sum(axis=1) + self._bias
         return [
-            Classification(
-                tier=self.thresholds.tier(probability),
-                needs_strong_model_probability=probability,
-                tier_probabilities=tier_probabilities(probability, self.thresholds),
-                intent=self.intents[intent],
-                intent_confidence=confidence,
-                numeric_token_share=share,
-                estimated_input_tokens=len(row),
-                model_version=self.model_version,
-            )
-            for probability, intent, confidence, share, row in zip(
-                probabilities.tolist(),
-                best.tolist(),
-                intent_probabilities[rows, best].tolist(),
-                numeric_shares,
-                ids,
-                strict=True,
+            self._classification(row_logits, head, share, len(row))
+            for row_logits, head, share, row in zip(
+                logits.tolist(), complexity_heads(raw).tolist(), numeric_shares, ids, strict=True
             )
         ]
+
+    def _classification(self, logits: list[float], head: int, numeric_share: float, n_tokens: int) -> Classification:
+        """One text's classification from its logits (heads, then intents) and its complexity head's index, in plain
+        floats: a dozen numbers, for which numpy's per-call cost would exceed the arithmetic."""
+        slope, intercept = self._calibration[head]
+        probability = 1 / (1 + math.exp(-(slope * logits[head] + intercept)))
+        intent_logits = logits[len(COMPLEXITY_HEADS) :]
+        top = max(intent_logits)
+        weights = [math.exp(logit - top) for logit in intent_logits]  # softmax, shifted by the maximum
+        best = weights.index(max(weights))
+        return Classification(
+            tier=self.thresholds.tier(probability),
+            needs_strong_model_probability=probability,
+            tier_probabilities=tier_probabilities(probability, self.thresholds),
+            intent=self.intents[best],
+            intent_confidence=weights[best] / sum(weights),
+            numeric_token_share=numeric_share,
+            estimated_input_tokens=n_tokens,
+            model_version=self.model_version,
+        )

@@ -61,8 +61,9 @@ class ReferenceTokenizer:
         self.vocab_size = self._tokenizer.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text` (no special tokens added)."""
-        return self.encode_batch((text,))[0]
+        """Token ids of `text` (no special tokens added), on the calling thread (a batch of one would be handed to
+        the library's thread pool)."""
+        return self._tokenizer.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each of `texts`, the same as `encode` one by one (a batch is spread over the library's

@@ -55,7 +55,10 @@ def rebuild_handler(
     """The same RPC with its behaviour wrapped, for server interceptors.
 
     `wrap_unary_response(behavior, request_streaming)` wraps RPCs that answer once, `wrap_stream_response(...)` those
-    that stream their answer; `request_streaming` tells whether the request side is a stream.
+    that stream their answer; `request_streaming` tells whether the request side is a stream. A streaming behaviour
+    is an async generator function (its wrapper must be one too, one layer per interceptor for every message) or a
+    coroutine function that writes with `context.write()` (its wrapper must be a coroutine function: gRPC picks the
+    API from the function's kind).
     """
     codec = {"request_deserializer": handler.request_deserializer,
              "response_serializer": handler.response_serializer}
@@ -83,28 +86,18 @@ def run_before_behavior(
 
         return wrapper
 
-    def stream(behavior: Callable[..., Any], request_streaming: bool) -> Callable[..., AsyncIterator[Any]]:
+    def stream(behavior: Callable[..., Any], request_streaming: bool) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(behavior):  # writes with `context.write()` and returns None
+            return unary(behavior, request_streaming)
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             before(None if request_streaming else request, context)
-            async for response in relay_responses(behavior, request, context):
+            async for response in behavior(request, context):
                 yield response
 
         return wrapper
 
     return rebuild_handler(handler, unary, stream)
-
-
-async def relay_responses(
-    behavior: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext
-) -> AsyncIterator[Any]:
-    """Yields what a response-streaming behaviour produces, whether it is an async generator or a coroutine that
-    writes with `context.write()` and returns None."""
-    result = behavior(request, context)
-    if inspect.isasyncgen(result):
-        async for response in result:
-            yield response
-    else:
-        await result
 
 
 def _status_mapped_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Awaitable[Any]]:
@@ -119,10 +112,13 @@ def _status_mapped_unary(behavior: Callable[..., Any], method: str) -> Callable[
     return wrapper
 
 
-def _status_mapped_stream(behavior: Callable[..., Any], method: str) -> Callable[..., AsyncIterator[Any]]:
+def _status_mapped_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behavior):  # writes with `context.write()` and returns None
+        return _status_mapped_unary(behavior, method)
+
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            async for response in relay_responses(behavior, request, context):
+            async for response in behavior(request, context):
                 yield response
         except grpc.aio.AbortError:
             raise

@@ -6,13 +6,14 @@ Generate, step by step (DESIGN.md "The routing decision", "Deadlines, retries, f
 2. Classify (the ClassifierService over gRPC, or its model in process: `classifiers`) with a short deadline; on any
    classifier error, the degraded rules answer and the decision is flagged `classifier_degraded`.
 3. Decide (`policy.decide`). REJECTED: UNAVAILABLE (no healthy pair) or INVALID_ARGUMENT (context too long).
-4. Call the chosen worker with deadline = what is left of the budget minus `worker_deadline_margin_ms`, send the
-   decision while that call starts, then relay chunks as they come; the request id (`x-request-id`) and the
-   caller's W3C trace context (`traceparent`) travel on the worker call's metadata.
+4. Call the chosen worker with deadline = what is left of the budget minus `worker_deadline_margin_ms`; once its
+   request is on its way, log the decision and send it to the caller; then relay chunks as they come. The request
+   id (`x-request-id`) and the caller's W3C trace context (`traceparent`) travel on the worker call's metadata.
 5. Before the first token is relayed, UNAVAILABLE or RESOURCE_EXHAUSTED from the worker moves to the next pair of
    the decision's retry order after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a
    failure ends the call with UNAVAILABLE: no token is sent twice or invented.
-6. Last, the summary: the worker's usage, the estimated cost (routing time) and the actual cost (reported usage).
+6. Last, the summary: the worker's usage, the estimated cost (routing time) and the actual cost (reported usage),
+   sent as soon as the worker's completion message arrives (its trailing status is awaited off the caller's path).
 A caller's cancellation cancels the worker call (its engine request is aborted there).
 """
 
@@ -50,6 +51,7 @@ from services.router.policy import (
     Decision,
     Outcome,
     PolicyConfig,
+    QueryClassification,
     RejectedStatus,
     cost_usd,
     decide,
@@ -74,11 +76,17 @@ _SOURCE_TO_PROTO = {ProfileSource.REDIS: router_pb2.PROFILE_SOURCE_REDIS,
 @dataclass(frozen=True)
 class _Routed:
     request_id: str
+    text: str
+    classification: classifier_pb2.Classification
+    classifier_degraded: bool
+    query: QueryClassification
     decision: Decision
-    message: router_pb2.RouteDecision
     deadline: Deadline
-    tier: str
     mode: str
+
+    @property
+    def tier(self) -> str:
+        return self.query.tier.value
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
@@ -114,11 +122,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self._max_prompt_bytes = max_prompt_bytes
         self._metrics = metrics or RouterMetrics()
         self._record_prompt_text = record_prompt_text
+        self._finishing_calls: set[grpc.aio.Call] = set()
 
     async def Route(self, request: router_pb2.RouteRequest,
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
         routed = await self._route(request, context)
-        return router_pb2.RouteResponse(decision=routed.message)
+        return router_pb2.RouteResponse(decision=self._describe(routed))
 
     async def Generate(self, request: router_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[router_pb2.GenerateResponse]:
@@ -126,6 +135,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         routed = await self._route(request, context)
         decision = routed.decision
         if decision.outcome is Outcome.REJECTED:
+            self._describe(routed)
             self._metrics.rejected(routed.tier, routed.mode)
             if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG:
                 raise InvalidArgument(f"prompt: {decision.reason}")
@@ -134,6 +144,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             refusal = check_admission(decision, request.requirements.max_output_tokens,
                                       self._policy_config.kv_cache_saturation_fraction)
             if refusal is not None:
+                self._describe(routed)
                 self._metrics.rejected(routed.tier, routed.mode)
                 raise refusal.error()
         record = self._metrics.routed(decision, routed.tier, routed.mode)
@@ -159,9 +170,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             first_token_at: float | None = None
             complete = None
             try:
-                if not decision_sent:  # after the first worker call is under way: the two sends overlap
+                if not decision_sent:
                     decision_sent = True
-                    yield router_pb2.GenerateResponse(decision=routed.message)
+                    # One loop turn first: the worker call's task sends its request before the decision is
+                    # serialised and sent, since the first token waits on the worker, not on the decision.
+                    await asyncio.sleep(0)
+                    yield router_pb2.GenerateResponse(decision=self._describe(routed))
                 async for response in call:
                     if response.HasField("chunk"):
                         if first_token_at is None:
@@ -170,7 +184,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                         relayed_tokens += len(response.chunk.token_ids)
                         yield router_pb2.GenerateResponse(chunk=response.chunk)
                     else:
+                        # The worker's last message: the summary goes out now, not after its trailing OK status.
                         complete = response.complete
+                        self._hold_until_done(call)
+                        break
                 handle.breaker.record_success()
             except grpc.aio.AioRpcError as error:
                 code = error.code()
@@ -200,15 +217,18 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 await asyncio.sleep(delay_ms / 1000.0)
                 continue
             finally:
-                call.cancel()  # no-op once finished; on caller cancellation it aborts the worker's request
+                if complete is None:  # caller cancellation or a failure: abort the worker's request
+                    call.cancel()
             if complete is None:
                 raise Unavailable(f"worker {candidate.pair.name} ended its stream without a completion message")
             summary = _summary(candidate, complete, attempts, received_at, first_token_at)
-            record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.set_attributes(summary_attributes(summary))
-            yield router_pb2.GenerateResponse(summary=summary)
+            try:
+                yield router_pb2.GenerateResponse(summary=summary)
+            finally:  # after the send: off the caller's critical path, and recorded even if the caller left
+                record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
+                span = trace.get_current_span()
+                if span.is_recording():
+                    span.set_attributes(summary_attributes(summary))
             return
         if routed.deadline.remaining_ms() <= self._margin_ms:
             if tried is not None:
@@ -219,6 +239,14 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             raise ResourceExhausted(f"every pair tried refused admission after {attempts} attempt(s) ({detail})",
                                     trailing_metadata=_retry_after(last_error))
         raise Unavailable(f"no pair could serve the request after {attempts} attempt(s) ({detail})")
+
+    def _hold_until_done(self, call: grpc.aio.Call) -> None:
+        """Keeps a worker call whose last message has arrived referenced until its status does: grpc cancels a call
+        that is garbage-collected before its status (`grpc.aio.Call.__del__`), and the worker would see that
+        cancellation."""
+        if not call.done():
+            self._finishing_calls.add(call)
+            call.add_done_callback(self._finishing_calls.discard)
 
     async def _route(self, request: router_pb2.RouteRequest | router_pb2.GenerateRequest,
                      context: grpc.aio.ServicerContext) -> _Routed:
@@ -238,18 +266,25 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         routing = convert.routing_request(request.requirements, deadline.budget_ms)
         decision = decide(routing, query, loaded.document, self._workers.states(loaded.document),
                           self._policy_config)
-        prompt = {"prompt": text} if self._record_prompt_text else {}
+        return _Routed(request_id, text, classification, degraded, query, decision, deadline, routing.mode.value)
+
+    def _describe(self, routed: _Routed) -> router_pb2.RouteDecision:
+        """Logs the decision (`route_decision`), sets it on the current span, and returns it as the proto callers get.
+        Generate calls this once the worker call is under way: none of it is on the first token's path."""
+        decision, query = routed.decision, routed.query
+        prompt = {"prompt": routed.text} if self._record_prompt_text else {}
         log.info("route_decision", outcome=decision.outcome.value,
                  chosen=decision.chosen.pair.name if decision.chosen else None, tier=query.tier.value,
-                 classifier_degraded=degraded, profiles_version=decision.profiles_version,
+                 classifier_degraded=routed.classifier_degraded, profiles_version=decision.profiles_version,
                  budget_ms=round(decision.budget_ms, 1), **prompt)
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attributes(decision_attributes(decision, query, routing.mode.value, request_id, degraded))
+            span.set_attributes(decision_attributes(decision, query, routed.mode, routed.request_id,
+                                                    routed.classifier_degraded))
             if self._record_prompt_text:
-                span.set_attribute("quantmesh.prompt", text)
-        message = convert.decision_to_proto(decision, request_id, classification, degraded)
-        return _Routed(request_id, decision, message, deadline, query.tier.value, routing.mode.value)
+                span.set_attribute("quantmesh.prompt", routed.text)
+        return convert.decision_to_proto(decision, routed.request_id, routed.classification,
+                                         routed.classifier_degraded)
 
     async def _classify(self, text: str, request_id: str,
                         deadline: Deadline) -> tuple[classifier_pb2.Classification, bool]:

@@ -73,6 +73,19 @@ def test_batched_rows_equal_rows_built_alone() -> None:
         np.testing.assert_array_equal(batch.values[start:end], values)  # bit for bit
 
 
+def test_one_text_row_equals_its_batched_row() -> None:
+    featurizer = _featurizer(vocab_size=8192, buckets=2**15)  # the shipped sizes: ids times vocab fill int64 bits
+    rng = np.random.default_rng(7)
+    id_rows = [[], [3], [5, 5, 5, 5]] + [rng.integers(0, 8192, rng.integers(1, 400)).tolist() for _ in range(40)]
+    id_rows += [rng.integers(0, 12, 300).tolist()]  # few distinct tokens: high counts and repeated bigrams
+    batch = featurizer.token_rows(id_rows)
+    for row, ids in enumerate(id_rows):
+        start, end = batch.indptr[row], batch.indptr[row + 1]
+        columns, values = featurizer.token_row(ids)
+        assert columns == batch.columns[start:end].tolist()
+        np.testing.assert_array_equal(values, batch.values[start:end])  # bit for bit
+
+
 def test_no_bigram_across_two_texts() -> None:
     featurizer = _featurizer()
     batch = featurizer.token_rows([[1], [2]])
