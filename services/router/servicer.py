@@ -33,6 +33,7 @@ from opentelemetry import propagate, trace
 
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from quantmesh.worker.v1 import worker_pb2
 from services.common.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -122,7 +123,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self._max_prompt_bytes = max_prompt_bytes
         self._metrics = metrics or RouterMetrics()
         self._record_prompt_text = record_prompt_text
-        self._finishing_calls: set[grpc.aio.Call] = set()
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def Route(self, request: router_pb2.RouteRequest,
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
@@ -166,6 +167,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             handle.breaker.on_request_start()
             call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
                                         metadata=metadata)
+            responses = aiter(call)
             relayed_tokens = 0
             first_token_at: float | None = None
             complete = None
@@ -176,7 +178,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                     # serialised and sent, since the first token waits on the worker, not on the decision.
                     await asyncio.sleep(0)
                     yield router_pb2.GenerateResponse(decision=self._describe(routed))
-                async for response in call:
+                async for response in responses:
                     if response.HasField("chunk"):
                         if first_token_at is None:
                             first_token_at = time.monotonic()
@@ -186,7 +188,6 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                     else:
                         # The worker's last message: the summary goes out now, not after its trailing OK status.
                         complete = response.complete
-                        self._hold_until_done(call)
                         break
                 handle.breaker.record_success()
             except grpc.aio.AioRpcError as error:
@@ -225,6 +226,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             try:
                 yield router_pb2.GenerateResponse(summary=summary)
             finally:  # after the send: off the caller's critical path, and recorded even if the caller left
+                self._finish_in_background(responses, candidate.pair.name)
                 record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
                 span = trace.get_current_span()
                 if span.is_recording():
@@ -240,13 +242,14 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                                     trailing_metadata=_retry_after(last_error))
         raise Unavailable(f"no pair could serve the request after {attempts} attempt(s) ({detail})")
 
-    def _hold_until_done(self, call: grpc.aio.Call) -> None:
-        """Keeps a worker call whose last message has arrived referenced until its status does: grpc cancels a call
-        that is garbage-collected before its status (`grpc.aio.Call.__del__`), and the worker would see that
-        cancellation."""
-        if not call.done():
-            self._finishing_calls.add(call)
-            call.add_done_callback(self._finishing_calls.discard)
+    def _finish_in_background(self, responses: AsyncIterator[worker_pb2.GenerateResponse], pair_name: str) -> None:
+        """Reads the rest of a worker call whose completion message has arrived (its trailing status) in a task, off
+        the caller's path. Until then the task keeps the call referenced, since grpc cancels a call that is
+        garbage-collected before its status (`grpc.aio.Call.__del__`), and a tracing interceptor's client span ends
+        when the status arrives."""
+        task = asyncio.create_task(_read_trailing_status(responses, pair_name))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     async def _route(self, request: router_pb2.RouteRequest | router_pb2.GenerateRequest,
                      context: grpc.aio.ServicerContext) -> _Routed:
@@ -297,6 +300,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 log.warning("classifier_failed_using_degraded_rules", error=str(error))
         degraded = classify_degraded(text)
         return convert.classification_to_proto(degraded, convert.DEGRADED_MODEL_VERSION), True
+
+
+async def _read_trailing_status(responses: AsyncIterator[worker_pb2.GenerateResponse], pair_name: str) -> None:
+    """Drains a worker stream after its completion message; anything but a clean end is logged, not raised: the
+    caller already has every token and the summary."""
+    try:
+        async for _ in responses:
+            log.warning("worker_message_after_completion", pair=pair_name)
+    except grpc.aio.AioRpcError as error:
+        log.warning("worker_status_after_completion", pair=pair_name, code=error.code().name, details=error.details())
 
 
 def _retry_after(error: grpc.aio.AioRpcError) -> tuple[tuple[str, str], ...]:
