@@ -1,4 +1,4 @@
-"""Caller authentication and per-service permissions, checked by one server interceptor.
+"""Caller authentication and per-service permissions, checked before every handler (`AuthCheck`).
 
 A caller proves who it is with a bearer token (`authorization: Bearer <token>` metadata) or, on a mutual-TLS
 connection, with its client certificate (common name or subject alternative name). The callers file lists who may
@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.errors import PermissionDenied, Unauthenticated
-from services.common.interceptors import run_before_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -164,39 +163,28 @@ def authorize(registry: CallerRegistry, required: Permission, token: str | None,
     return caller
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks every call against `registry` before its handler runs.
+class AuthCheck:
+    """Checks every call against `registry` before its handler runs (a `method_wrapping.CallCheck`); what it raises,
+    Unauthenticated or PermissionDenied, becomes the call's status.
 
     Args:
         registry: Who may call.
         required: Fully qualified service name -> the permission its RPCs need. Services in `OPEN_SERVICES` need
             none; any other service is refused (UNAUTHENTICATED / PERMISSION_DENIED).
-
-    Placed after `ExceptionToStatusInterceptor`, which turns the Unauthenticated / PermissionDenied it raises into
-    the status.
     """
 
     def __init__(self, registry: CallerRegistry, required: Mapping[str, Permission]) -> None:
         self._registry = registry
         self._required = dict(required)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        service = handler_call_details.method.lstrip("/").split("/", 1)[0]
-        if handler is None or service in OPEN_SERVICES:
-            return handler
+    def __call__(self, method: str, _request: Any, context: grpc.aio.ServicerContext) -> None:
+        service = method.lstrip("/").split("/", 1)[0]
+        if service in OPEN_SERVICES:
+            return
         required = self._required.get(service)
-        token = bearer_token(handler_call_details.invocation_metadata)
-
-        def check(context: grpc.aio.ServicerContext) -> None:
-            if required is None:
-                raise PermissionDenied(f"{service} is not open to callers")
-            caller = authorize(self._registry, required, token, peer_identities(context))
-            structlog.contextvars.bind_contextvars(caller=caller.name)
-
-        return run_before_behavior(handler, lambda _request, context: check(context))
+        if required is None:
+            raise PermissionDenied(f"{service} is not open to callers")
+        caller = authorize(self._registry, required, bearer_token(context.invocation_metadata()),
+                           peer_identities(context))
+        structlog.contextvars.bind_contextvars(caller=caller.name)
 

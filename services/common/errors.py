@@ -1,6 +1,6 @@
 """Domain exceptions that carry their gRPC status code.
 
-Handlers raise these; `services.common.interceptors.ExceptionToStatusInterceptor` turns them into the status and
+Handlers raise these; `services.common.method_wrapping` turns them into the status and
 message the caller sees, in one place. Any other exception is a bug and becomes INTERNAL (logged with its traceback).
 The codes follow the gRPC status code guide (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
 """

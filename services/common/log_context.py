@@ -1,6 +1,6 @@
 """Per-RPC structlog context: every log line of a request carries its `request_id`, `trace_id` and `rpc`.
 
-`LogContextInterceptor` clears the context variables at the start of each RPC and binds:
+`bind_log_context`, run before every handler (a `method_wrapping.CallCheck`), clears the context variables and binds:
 - `rpc`: the full method name;
 - `request_id`: the `x-request-id` metadata (the router sends it to workers), else the request's own `request_id`
   field (unary requests), when either is set; handlers may bind a better one later (the router generates one);
@@ -12,14 +12,12 @@ Prompt text is never bound here (nor logged by the services) unless a service's 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
 from opentelemetry import propagate, trace
 
-from services.common.interceptors import run_before_behavior
 from services.common.tracing import current_trace_id
 
 
@@ -30,7 +28,9 @@ def _incoming_trace_id(metadata: dict[str, str]) -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def _bind(method: str, context: grpc.aio.ServicerContext, request: Any) -> None:
+def bind_log_context(method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+    """Binds the log context of one RPC (module docstring). Each RPC runs in its own asyncio task with its own copy of
+    the context variables, so what one RPC binds never shows in another's lines."""
     metadata = {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
     fields: dict[str, str] = {"rpc": method}
     request_id = metadata.get("x-request-id") or getattr(request, "request_id", None)
@@ -41,20 +41,3 @@ def _bind(method: str, context: grpc.aio.ServicerContext, request: Any) -> None:
         fields["trace_id"] = trace_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**fields)
-
-
-class LogContextInterceptor(grpc.aio.ServerInterceptor):
-    """Binds the request's log context (module docstring) before the handler runs. Each RPC runs in its own asyncio
-    task with its own copy of the context variables, so what one RPC binds never shows in another's lines."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        return run_before_behavior(handler, lambda request, context: _bind(method, context, request))
-

@@ -1,6 +1,7 @@
 """The server bootstrap every quantmesh service uses.
 
-`build_server` makes a `grpc.aio` server with the shared interceptors, transport options, standard health
+`build_server` makes a `grpc.aio` server whose handlers are wrapped with the shared call checks and status mapping
+(`method_wrapping`), with the tracing interceptor when tracing is on, transport options, standard health
 (`grpc.health.v1`, NOT_SERVING until the service says it is ready) and server reflection. `run_until_signal`
 serves until SIGTERM or SIGINT, then drains: health NOT_SERVING, `server.stop(grace)` (new RPCs refused, in-flight
 ones get the grace period), then the service's own resources are closed.
@@ -19,8 +20,8 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from services.common import tls, tracing
-from services.common.interceptors import ExceptionToStatusInterceptor
-from services.common.log_context import LogContextInterceptor
+from services.common.log_context import bind_log_context
+from services.common.method_wrapping import CallCheck, WrappingRegistrar
 from services.common.settings import ServerSettings
 
 log = structlog.get_logger(__name__)
@@ -65,10 +66,14 @@ class GrpcServer:
 async def build_server(
     settings: ServerSettings,
     service_names: Sequence[str],
-    register: Callable[[grpc.aio.Server], None],
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    register: Callable[[WrappingRegistrar], None],
+    checks: Sequence[CallCheck] = (),
 ) -> GrpcServer:
-    """Builds and binds a server; `register` adds the application servicers to it.
+    """Builds and binds a server; `register` adds the application servicers to it (`add_*Servicer_to_server`).
+
+    Every handler, health's included, runs `bind_log_context`, then each of `checks` (for example authorisation), then
+    the servicer's code, with exceptions mapped to statuses (`method_wrapping`). Reflection registers unwrapped: it
+    is open to every caller and maps its own errors.
 
     Returns:
         The bound, not yet started server, health NOT_SERVING for "" and every name in `service_names`.
@@ -77,9 +82,8 @@ async def build_server(
         RuntimeError: the address in `settings` could not be bound.
     """
     server = grpc.aio.server(
-        # Tracing outermost (its span sees the final status), then the log context, then status mapping.
-        interceptors=[*tracing.server_interceptors(), LogContextInterceptor(), ExceptionToStatusInterceptor(),
-                      *interceptors],
+        # Tracing is the one interceptor: its span sees the final status and is current in the handler's log context.
+        interceptors=tracing.server_interceptors(),
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -89,10 +93,11 @@ async def build_server(
             ("grpc.keepalive_permit_without_calls", 1),
         ],
     )
-    register(server)
+    registrar = WrappingRegistrar(server, (bind_log_context, *checks))
+    register(registrar)
     health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
+    health_pb2_grpc.add_HealthServicer_to_server(health, registrar)
+    reflection.enable_server_reflection(  # it tells grpc.aio from sync by the server's type: the server itself
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
     address = f"{settings.host}:{settings.port}"

@@ -12,8 +12,9 @@ from quantmesh.classifier.v1 import classifier_pb2_grpc
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from services.classifier.model import ClassifierModel
 from services.common import tls, tracing
-from services.common.auth import AuthInterceptor, CallerRegistry, Permission
+from services.common.auth import AuthCheck, CallerRegistry, Permission
 from services.common.logging import configure_logging
+from services.common.method_wrapping import CallCheck, WrappingRegistrar
 from services.common.server import GrpcServer, build_server, run_until_signal
 from services.common.telemetry import process_telemetry
 from services.router.classifiers import EmbeddedClassifier, QueryClassifier, RemoteClassifier
@@ -37,7 +38,7 @@ SERVICE_NAMES = (
 )
 
 
-def auth_interceptors(settings: RouterSettings) -> list[grpc.aio.ServerInterceptor]:
+def auth_checks(settings: RouterSettings) -> list[CallCheck]:
     """The caller check on RouterService ('route') and RouterAdminService ('admin'); none without a callers file.
 
     Raises:
@@ -46,7 +47,7 @@ def auth_interceptors(settings: RouterSettings) -> list[grpc.aio.ServerIntercept
     if settings.auth_callers_file is None:
         return []
     registry = CallerRegistry.from_file(settings.auth_callers_file)
-    return [AuthInterceptor(registry, dict(zip(SERVICE_NAMES, (Permission.ROUTE, Permission.ADMIN), strict=True)))]
+    return [AuthCheck(registry, dict(zip(SERVICE_NAMES, (Permission.ROUTE, Permission.ADMIN), strict=True)))]
 
 
 async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Callable[[], Awaitable[None]]]:
@@ -97,11 +98,11 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
                             metrics=metrics, record_prompt_text=settings.record_prompt_text)
     admin = RouterAdminServicer(profiles, store)
 
-    def register(server: grpc.aio.Server) -> None:
+    def register(server: WrappingRegistrar) -> None:
         router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
         router_pb2_grpc.add_RouterAdminServiceServicer_to_server(admin, server)
 
-    grpc_server = await build_server(settings, SERVICE_NAMES, register, interceptors=auth_interceptors(settings))
+    grpc_server = await build_server(settings, SERVICE_NAMES, register, checks=auth_checks(settings))
     await grpc_server.start()
     metrics.start(lambda: workers.states(profiles.current.document) if profiles.current is not None else {})
     if follower is not None:

@@ -67,7 +67,7 @@ class WorkerServer:
     """The bound gRPC server, its engine and the engine's lifecycle task.
 
     Attributes:
-        grpc_server: The `GrpcServer` (health, reflection, interceptors).
+        grpc_server: The `GrpcServer` (health, reflection, wrapped handlers).
         engine: The engine (started by `start`).
         state: Serving state shared with the servicer.
         start_failed: Set when the engine could not start (the process should exit).
