@@ -162,7 +162,6 @@ class Featurizer:
         np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
         return TokenRows(indptr, columns, values)
 
-
     def token_row(self, ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
         """The unigram and bigram block of one text: its sorted columns and their values (float64), bit for bit its row
         of `token_rows`, in a few Python steps instead of that method's dozen numpy calls (the router classifies one

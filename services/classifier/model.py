@@ -91,7 +91,7 @@ class ClassifierModel:
         self._token_weights = np.ascontiguousarray(np.hstack((complexity[:, :offset].T, intent[:offset])), np.float64)
         self._dense_weights = np.hstack((complexity[:, offset:].T, intent[offset:])).astype(np.float64)
         self._bias = np.concatenate((arrays["complexity_bias"], arrays["intent_bias"])).astype(np.float64)
-        self._calibration = arrays["complexity_calibration"].astype(np.float64).tolist()  # [slope, intercept]
+        self._calibration = arrays["complexity_calibration"].astype(np.float64).tolist()  # per head: [slope, intercept]
 
     @classmethod
     def load(cls, directory: Path) -> ClassifierModel:

@@ -29,6 +29,7 @@ from services.classifier.model import ClassifierModel
 from services.classifier.prometheus_metrics import ClassifierMetrics
 from services.classifier.validation import validate_text
 from services.common.errors import InvalidArgument, QuantmeshError, Unavailable
+from services.common.method_wrapping import WrappingRegistrar
 
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 # Requests read ahead of the classifier in one stream: a bound, so that a client sending faster than the model
@@ -187,7 +188,7 @@ class ClassifierServicer:
             reader.cancel()  # the RPC ended early (error, cancellation): stop reading
 
 
-def register(servicer: ClassifierServicer, server: grpc.aio.Server) -> None:
+def register(servicer: ClassifierServicer, server: WrappingRegistrar) -> None:
     """Adds the servicer to `server` with the tolerant deserializers (in place of the generated `add_..._to_server`)."""
     handlers = {
         "Classify": grpc.unary_unary_rpc_method_handler(
