@@ -89,6 +89,10 @@ class _Routed:
     def tier(self) -> str:
         return self.query.tier.value
 
+    def decision_proto(self) -> router_pb2.RouteDecision:
+        """The decision as callers get it (Route's answer, Generate's first message)."""
+        return convert.decision_to_proto(self.decision, self.request_id, self.classification, self.classifier_degraded)
+
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Route and Generate.
@@ -128,7 +132,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def Route(self, request: router_pb2.RouteRequest,
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
         routed = await self._route(request, context)
-        return router_pb2.RouteResponse(decision=self._describe(routed))
+        self._record_decision(routed)
+        return router_pb2.RouteResponse(decision=routed.decision_proto())
 
     async def Generate(self, request: router_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[router_pb2.GenerateResponse]:
@@ -136,7 +141,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         routed = await self._route(request, context)
         decision = routed.decision
         if decision.outcome is Outcome.REJECTED:
-            self._describe(routed)
+            self._record_decision(routed)
             self._metrics.rejected(routed.tier, routed.mode)
             if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG:
                 raise InvalidArgument(f"prompt: {decision.reason}")
@@ -145,7 +150,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             refusal = check_admission(decision, request.requirements.max_output_tokens,
                                       self._policy_config.kv_cache_saturation_fraction)
             if refusal is not None:
-                self._describe(routed)
+                self._record_decision(routed)
                 self._metrics.rejected(routed.tier, routed.mode)
                 raise refusal.error()
         record = self._metrics.routed(decision, routed.tier, routed.mode)
@@ -177,7 +182,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                     # One loop turn first: the worker call's task sends its request before the decision is
                     # serialised and sent, since the first token waits on the worker, not on the decision.
                     await asyncio.sleep(0)
-                    yield router_pb2.GenerateResponse(decision=self._describe(routed))
+                    self._record_decision(routed)
+                    yield router_pb2.GenerateResponse(decision=routed.decision_proto())
                 async for response in responses:
                     if response.HasField("chunk"):
                         if first_token_at is None:
@@ -271,9 +277,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                           self._policy_config)
         return _Routed(request_id, text, classification, degraded, query, decision, deadline, routing.mode.value)
 
-    def _describe(self, routed: _Routed) -> router_pb2.RouteDecision:
-        """Logs the decision (`route_decision`), sets it on the current span, and returns it as the proto callers get.
-        Generate calls this once the worker call is under way: none of it is on the first token's path."""
+    def _record_decision(self, routed: _Routed) -> None:
+        """Logs the decision (`route_decision`) and sets it on the current span. Generate calls this once the worker
+        call is under way: none of it is on the first token's path."""
         decision, query = routed.decision, routed.query
         prompt = {"prompt": routed.text} if self._record_prompt_text else {}
         log.info("route_decision", outcome=decision.outcome.value,
@@ -286,8 +292,6 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                                                     routed.classifier_degraded))
             if self._record_prompt_text:
                 span.set_attribute("quantmesh.prompt", routed.text)
-        return convert.decision_to_proto(decision, routed.request_id, routed.classification,
-                                         routed.classifier_degraded)
 
     async def _classify(self, text: str, request_id: str,
                         deadline: Deadline) -> tuple[classifier_pb2.Classification, bool]:
