@@ -7,6 +7,11 @@ arguments, the stat logger behind the load reports, vLLM's environment-variable 
 `--max-output-tokens` tokens: raw prompts of the tiny model chosen not to emit end-of-sequence) and reports the
 median over rounds of total output tokens / wall time.
 
+Placement: the worker keeps its own threads off its engine's bound cores (`services.worker.cpu_affinity`, setting
+`isolate_engine_cores`); this process does the same with both engines' cores once they run, so that in the gRPC rounds
+the caller, which in a deployment runs on another host, and in the in-process rounds the `AsyncLLM`'s front end, which
+is the part the worker replaces, both stay off the executor's core alike.
+
 Figures: `grpc_tokens_per_s_<c>`, `inprocess_tokens_per_s_<c>` and `grpc_over_inprocess_tokens_per_s_<c>` (the ratio
 of the medians; target >= 0.90 at 16 and 64). Details also give, per path and concurrency, the CPU cores each group of
 processes used during the rounds (median over rounds of CPU seconds / wall seconds, from psutil): this process (the
@@ -32,6 +37,7 @@ import psutil
 from benchmarks.results_io import write_results
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores
 from services.worker.load import LoadTracker
 from services.worker.settings import WorkerSettings
 from services.worker.tiny_model import build_tiny_model
@@ -125,6 +131,8 @@ async def _run(model_dir: Path, address: str, worker_pid: int, rounds: int,
     defaults = WorkerSettings(model=str(model_dir), served_model_name="bench")
     llm = await asyncio.to_thread(_inprocess_engine, model_dir, defaults)
     groups = _process_groups(worker_pid)
+    engine_cores = engine_bound_cores(p.pid for p in (*groups["worker_engine"], *groups["inprocess_engine"]))
+    this_process_cores = keep_off_cores(engine_cores)
     figures: dict[str, float] = {}
     details: dict[str, Any] = {
         "rounds": rounds,
@@ -134,6 +142,8 @@ async def _run(model_dir: Path, address: str, worker_pid: int, rounds: int,
         "stream_coalesce_max_window_ms": defaults.stream_coalesce_max_window_ms,
         "stream_max_chunks_per_s": defaults.stream_max_chunks_per_s,
         "engine_settle_s": ENGINE_SETTLE_S,
+        "engine_bound_cores": sorted(engine_cores),
+        "this_process_cores": sorted(this_process_cores or os.sched_getaffinity(0)),
         "load_average_before": list(os.getloadavg()),
         "per_round": {},
     }

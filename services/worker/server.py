@@ -59,6 +59,7 @@ def build_engine(settings: WorkerSettings) -> Engine:
         kv_cache_memory_bytes=settings.kv_cache_memory_bytes,
         gpu_index=settings.gpu_index,
         cpu_threads_bind=settings.cpu_threads_bind,
+        isolate_engine_cores=settings.isolate_engine_cores,
         dtype=settings.dtype,
     )
 

@@ -44,6 +44,12 @@ class WorkerSettings(ServerSettings):
         '("0", "2-3", "0,2"; "auto"; "nobind"); None leaves vLLM\'s default ("auto"), which binds every engine on a '
         "host to the same cores: give co-located CPU workers their own.",
     )
+    isolate_engine_cores: bool = Field(
+        True,
+        description="CPU engines: once the engine runs, pin the worker's own threads (gRPC, tokenizer, vLLM's front "
+        "end) to the cores the engine's OpenMP threads are not bound to, so that they never preempt a model step "
+        "(services/worker/cpu_affinity.py). A no-op when no engine thread is bound (GPU engines, \"nobind\").",
+    )
     dtype: str = Field("auto", description='Weight/activation dtype passed to vLLM ("auto": the checkpoint\'s).')
     max_model_len: int = Field(512, ge=16, description="Maximum prompt + output tokens per request.")
     max_num_seqs: int = Field(64, ge=1, description="Maximum concurrently running requests.")

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores
 from services.worker.engine import (
     ChatTurn,
     Engine,
@@ -66,6 +67,8 @@ class VllmEngine(Engine):
         gpu_index: GPU index to bind (sets CUDA_VISIBLE_DEVICES before the engine starts), or None (CPU / default).
         cpu_threads_bind: CPU engines: the cores for the engine's OpenMP threads (sets VLLM_CPU_OMP_THREADS_BIND
             before the engine starts), or None for vLLM's default.
+        isolate_engine_cores: Once the engine runs, pin this process's threads to the cores its threads are not
+            bound to (`services.worker.cpu_affinity`); a no-op when none are bound (GPU engines).
         dtype: Weight and activation dtype ("auto": the checkpoint's).
     """
 
@@ -81,6 +84,7 @@ class VllmEngine(Engine):
         kv_cache_memory_bytes: int | None = None,
         gpu_index: int | None = None,
         cpu_threads_bind: str | None = None,
+        isolate_engine_cores: bool = True,
         dtype: str = "auto",
     ) -> None:
         self._model = model
@@ -92,6 +96,7 @@ class VllmEngine(Engine):
         self._kv_cache_memory_bytes = kv_cache_memory_bytes
         self._gpu_index = gpu_index
         self._cpu_threads_bind = cpu_threads_bind
+        self._isolate_engine_cores = isolate_engine_cores
         self._dtype = dtype
         self._llm: Any = None  # vllm.v1.engine.async_llm.AsyncLLM once started
         self._tokenizer: Any = None
@@ -104,6 +109,8 @@ class VllmEngine(Engine):
         if self._cpu_threads_bind is not None:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = self._cpu_threads_bind  # read when the executor starts
         self._llm = await asyncio.to_thread(self._build)
+        if self._isolate_engine_cores:
+            self._keep_off_engine_cores()
         self._tokenizer = self._llm.get_tokenizer()
         await self._llm.check_health()  # first call from the loop: starts the client's output task
         log.info(
@@ -112,6 +119,12 @@ class VllmEngine(Engine):
             served_model_name=self._served_model_name,
             kv_cache_capacity_tokens=self._kv_cache_capacity_tokens(),
         )
+
+    def _keep_off_engine_cores(self) -> None:
+        engine_cores = engine_bound_cores(_engine_pids()[1:])
+        front_end_cores = keep_off_cores(engine_cores)
+        if front_end_cores is not None:
+            log.info("front_end_pinned", cores=sorted(front_end_cores), engine_cores=sorted(engine_cores))
 
     def _build(self) -> Any:
         return build_async_llm(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2
 from transformers import AutoTokenizer
@@ -294,7 +295,9 @@ async def test_model_info_describes_the_engine(stub: worker_pb2_grpc.InferenceWo
     assert info.gpu.memory_total_bytes > 0 and info.gpu.memory_used_bytes > 0
 
 
-def test_engine_threads_run_on_the_configured_core(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+def test_engine_threads_run_on_the_configured_core_and_the_worker_keeps_off_it(
+    tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
     # Its own worker: an engine on a core of its own runs ahead of the shared worker's streams (the tests above
     # expect the engine still busy when their first chunk arrives). The last core: vLLM's "auto" takes the first.
     bound_core = (os.cpu_count() or 1) - 1
@@ -302,5 +305,9 @@ def test_engine_threads_run_on_the_configured_core(tiny_model_dirs: dict[str, Pa
                            extra_env={"QUANTMESH_WORKER_CPU_THREADS_BIND": str(bound_core)})
     try:
         assert all(p.cpu_affinity() == [bound_core] for p in engine_executors(process.address))
+        if bound_core > 0:  # the worker's own threads (gRPC, tokenizer, vLLM's front end) run on the other cores
+            front_end = psutil.Process(process.service.process.pid)
+            assert front_end.num_threads() > 1
+            assert all(bound_core not in os.sched_getaffinity(thread.id) for thread in front_end.threads())
     finally:
         process.stop()
