@@ -5,8 +5,8 @@ leaves `reserve_cpu_num` cores, one by default, to the serving front end), but i
 A worker's front end (the gRPC server, tokenizer, vLLM's output processing) then runs wherever the kernel puts it,
 also on the executor's core, and every time it does, it preempts the model step that every stream waits on. Pinning
 the front end to the other cores removes that. On the 2-core VM (`benchmarks/worker_stream.py`) the gRPC worker's
-tokens/s over the in-process engine's went from 0.73-0.91 to 0.935-0.948 at 16 streams and from 0.81-0.87 to
-0.881-0.906 at 64 (three runs after; the README has the details).
+tokens/s over the in-process engine's went from 0.73-0.91 to 0.935-0.951 at 16 streams and from 0.81-0.87 to
+0.881-0.906 at 64 (five runs after; the README has the details).
 
 Linux only (`/proc/<pid>/task`, `sched_setaffinity` per thread); elsewhere nothing is changed.
 """
