@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -139,6 +139,10 @@ class Featurizer:
     def n_features(self) -> int:
         return self.dense_offset + len(DENSE_FEATURES)
 
+    def bigram_column(self, first: Any, second: Any) -> Any:
+        """The hashed bigram column of token ids (`first`, `second`): ints, or int64 arrays element-wise."""
+        return (first * self.vocab_size + second) * _BIGRAM_MULTIPLIER % self.bigram_buckets + self.vocab_size
+
     def token_rows(self, id_rows: Sequence[Sequence[int]]) -> TokenRows:
         """The unigram and bigram blocks of several texts, one row per item of `id_rows` (the token ids of one text)."""
         n_rows = len(id_rows)
@@ -146,9 +150,7 @@ class Featurizer:
         unigrams = np.fromiter(itertools.chain.from_iterable(id_rows), np.int64, int(lengths.sum()))
         token_row = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
         pair = token_row[1:] == token_row[:-1]  # bigrams only between neighbours of the same text
-        bigrams = (
-            (unigrams[:-1][pair] * self.vocab_size + unigrams[1:][pair]) * _BIGRAM_MULTIPLIER
-        ) % self.bigram_buckets + self.vocab_size
+        bigrams = self.bigram_column(unigrams[:-1][pair], unigrams[1:][pair])
         width = self.dense_offset
         keys, counts = np.unique(
             np.concatenate((token_row * width + unigrams, token_row[:-1][pair] * width + bigrams)),
@@ -166,12 +168,8 @@ class Featurizer:
         """The unigram and bigram block of one text: its sorted columns and their values (float64), bit for bit its row
         of `token_rows`, in a few Python steps instead of that method's dozen numpy calls (the router classifies one
         text per request, where each numpy call costs microseconds)."""
-        vocab_size, buckets = self.vocab_size, self.bigram_buckets
         counts = Counter(ids)
-        counts.update(
-            (first * vocab_size + second) * _BIGRAM_MULTIPLIER % buckets + vocab_size
-            for first, second in itertools.pairwise(ids)
-        )
+        counts.update(itertools.starmap(self.bigram_column, itertools.pairwise(ids)))
         columns = sorted(counts)
         values = np.log1p(np.array([counts[column] for column in columns], dtype=np.float64))
         squares = 0.0
