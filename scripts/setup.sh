@@ -32,8 +32,8 @@ install_system_packages() {
 install_node_tools() {
   if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     log "installing buf and @grpc/grpc-js (npm)"
-    # `npm install`, not `npm ci`: the lock file holds only this platform's buf binary, which `npm ci` refuses.
-    npm install --no-audit --no-fund --loglevel=error
+    # `npm ci`: exactly the lock file (it lists every platform's optional buf binary), which it never rewrites.
+    npm ci --no-audit --no-fund --loglevel=error
   fi
 }
 
