@@ -53,7 +53,7 @@ BUDGET_STATUSES = frozenset({"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
 # Tables stay readable when the output is a file or a pipe (rich assumes 80 columns there; COLUMNS still wins).
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(highlight=False, log_path=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line each in logs and pipes
 
 
 def _global_options(defaults: bool) -> argparse.ArgumentParser:

@@ -155,7 +155,7 @@ async def _profile_all(args: argparse.Namespace, config: RunConfig, items: list[
 def main(argv: list[str] | None = None) -> int:
     """Runs `quantmesh profile`; returns the exit code (see the module docstring)."""
     out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per error, whole in logs and pipes
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
