@@ -40,7 +40,7 @@ import psutil
 from benchmarks.results_io import write_results
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
-from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores
+from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores, thread_ids
 from services.worker.load import LoadTracker
 from services.worker.settings import WorkerSettings
 from services.worker.tiny_model import build_tiny_model
@@ -58,7 +58,7 @@ COUNTRIES = ("France", "Spain", "Italy", "Peru", "Kenya", "Norway")
 
 def _schedule_this_process(policy: int, cores: set[int]) -> None:
     """Every thread of this process (those started later inherit it) to scheduling `policy` on `cores`."""
-    for tid in (int(name) for name in os.listdir("/proc/self/task")):
+    for tid in thread_ids("self"):
         with contextlib.suppress(ProcessLookupError):  # a thread that exited meanwhile
             os.sched_setscheduler(tid, policy, os.sched_param(0))
             os.sched_setaffinity(tid, cores)

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def _thread_ids(pid: int | str) -> list[int]:
+def thread_ids(pid: int | str) -> list[int]:
+    """The thread ids of process `pid` ("self": this process); empty when it exited or off Linux."""
     with contextlib.suppress(FileNotFoundError):
         return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
     return []
@@ -37,7 +38,7 @@ def engine_bound_cores(engine_pids: Iterable[int]) -> set[int]:
     allowed = os.sched_getaffinity(0)
     bound: set[int] = set()
     for pid in engine_pids:
-        for tid in _thread_ids(pid):
+        for tid in thread_ids(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):  # exited meanwhile, or not ours to read
                 cores = os.sched_getaffinity(tid)
                 if cores < allowed:
@@ -55,7 +56,7 @@ def keep_off_cores(cores: set[int]) -> set[int] | None:
     remaining = os.sched_getaffinity(0) - cores
     if not cores or not remaining or not Path("/proc/self/task").is_dir():
         return None
-    for tid in _thread_ids("self"):
+    for tid in thread_ids("self"):
         with contextlib.suppress(ProcessLookupError):
             os.sched_setaffinity(tid, remaining)
     return remaining
