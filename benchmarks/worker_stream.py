@@ -57,7 +57,7 @@ COUNTRIES = ("France", "Spain", "Italy", "Peru", "Kenya", "Norway")
 
 
 def _schedule_this_process(policy: int, cores: set[int]) -> None:
-    """Every thread of this process (those started later inherit it) to scheduling `policy` on `cores`."""
+    """Puts every thread of this process under scheduling `policy` on `cores` (threads started later inherit both)."""
     for tid in thread_ids("self"):
         with contextlib.suppress(ProcessLookupError):  # a thread that exited meanwhile
             os.sched_setscheduler(tid, policy, os.sched_param(0))
