@@ -24,13 +24,14 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.results_io import write_results
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
+from core.classifier_model.model import ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
-from services.classifier.model import ClassifierModel
-from services.classifier.splits import TEST
-from services.classifier.train import DEFAULT_DATA_DIR, DEFAULT_SEED
-from services.classifier.training_data import build_training_sets
-from tests.fixtures.classifier import start_classifier
+from tools.classifier_training.splits import TEST
+from tools.classifier_training.train import DEFAULT_SEED
+from tools.classifier_training.training_data import build_training_sets
+from tools.mesh.launch import start_classifier
+from tools.paths import DATA_DIR
 
 SAMPLE_TEXTS = 1000
 WARM_UP = 200
@@ -41,7 +42,7 @@ STREAM_ROUNDS = 5
 
 def sample_texts() -> list[str]:
     """A fixed sample of held-out texts: real prompt lengths and kinds, deterministic."""
-    sets = build_training_sets(DEFAULT_DATA_DIR, DEFAULT_SEED)
+    sets = build_training_sets(DATA_DIR, DEFAULT_SEED)
     texts = [p.prompt for p in sets.complexity[TEST]] + [e.text for e in sets.intent[TEST]]
     return random.Random(0).sample(texts, SAMPLE_TEXTS)
 

@@ -37,12 +37,12 @@ from pathlib import Path
 import grpc
 
 from benchmarks.results_io import write_results
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
+from core.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
-from services.common.processes import ServiceProcess, free_port
-from services.router.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
+from tools.mesh.processes import ServiceProcess, free_port
 
 PROMPT = "Summarise in one line: the quarterly report shows revenue up and costs flat."
 SAMPLING = common_pb2.SamplingParams(temperature=0.0)
@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float]
                   "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
                   "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": str(SYNTHETIC_TTFT_MS)}
     if args.engine == "vllm":
-        from services.worker.tiny_model import build_tiny_model
+        from tools.tiny_model.build import build_tiny_model
 
         model_dir = build_tiny_model(Path(__file__).resolve().parents[1] / ".cache" / "models" / "tiny-llama-s",
                                      size="s")

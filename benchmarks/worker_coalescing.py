@@ -28,8 +28,9 @@ from benchmarks.results_io import write_results
 from benchmarks.worker_stream import ENGINE_SETTLE_S, _grpc_round, _inprocess_engine, _inprocess_round
 from quantmesh.worker.v1 import worker_pb2_grpc
 from services.worker.settings import WorkerSettings
-from services.worker.tiny_model import build_tiny_model
-from tests.fixtures.worker import MODEL_CACHE_DIR, start_worker
+from tools.mesh.launch import start_worker
+from tools.paths import MODEL_CACHE_DIR
+from tools.tiny_model.build import build_tiny_model
 
 PATHS = ("adaptive", "fixed", "inprocess")
 # An unbounded chunk budget: every stream's window stays at the 10 ms floor.

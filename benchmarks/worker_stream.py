@@ -43,9 +43,10 @@ from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores, thread_ids
 from services.worker.load import LoadTracker
 from services.worker.settings import WorkerSettings
-from services.worker.tiny_model import build_tiny_model
 from services.worker.vllm_engine import build_async_llm
-from tests.fixtures.worker import MODEL_CACHE_DIR, start_worker
+from tools.mesh.launch import start_worker
+from tools.paths import MODEL_CACHE_DIR
+from tools.tiny_model.build import build_tiny_model
 
 CONCURRENCIES = (1, 16, 64)
 # vLLM's model-executor process busy-polls its shared-memory queue (sched_yield) for 1 s after its last message

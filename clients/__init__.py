@@ -6,7 +6,18 @@ The SDK's public names are re-exported here::
 """
 
 from clients.credentials import TlsOptions
-from clients.errors import (
+from clients.messages import (
+    ChatMessage,
+    Completion,
+    GenerationSummary,
+    Pair,
+    Requirements,
+    RouteDecision,
+    Sampling,
+    TokenChunk,
+)
+from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
+from core.errors import (
     AbortedError,
     CancelledError,
     DeadlineExceededError,
@@ -19,20 +30,7 @@ from clients.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from clients.messages import (
-    ChatMessage,
-    ChatRole,
-    Completion,
-    GenerationSummary,
-    Pair,
-    Quantization,
-    Requirements,
-    RouteDecision,
-    RoutingMode,
-    Sampling,
-    TokenChunk,
-)
-from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
+from core.vocabulary import ChatRole, Quantization, RoutingMode
 
 __all__ = [
     "AbortedError", "AsyncQuantmeshClient", "CancelledError", "ChatMessage", "ChatRole", "Completion",

@@ -31,18 +31,11 @@ from rich.console import Console
 from rich.text import Text
 
 from clients.credentials import TlsOptions
-from clients.errors import QuantmeshError
-from clients.mesh_config import SampleConfig
-from clients.messages import (
-    ChatMessage,
-    ChatRole,
-    Requirements,
-    RouteDecision,
-    RoutingMode,
-    Sampling,
-    TokenChunk,
-)
+from clients.messages import ChatMessage, Requirements, RouteDecision, Sampling, TokenChunk
 from clients.sdk import QuantmeshClient
+from core.errors import QuantmeshError
+from core.vocabulary import ChatRole, RoutingMode
+from tools.mesh.mesh_config import SampleConfig
 
 DEFAULT_ROUTER_ADDRESS = "127.0.0.1:50051"
 DEFAULT_REQUIREMENTS = Requirements(max_output_tokens=64, latency_budget_ms=5000)
@@ -264,11 +257,11 @@ def up(args: argparse.Namespace) -> int:
     """Brings the mesh up; with --run-sample runs the main job, prints the summary, stops the mesh and exits
     (1 if a prompt failed with a status other than DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, or none completed);
     otherwise serves until Ctrl-C or SIGTERM."""
-    from clients.main_job import run_sample
-    from clients.mesh import Mesh
-    from clients.mesh_config import load_mesh_config
     from clients.render import endpoints_view, prompt_line, summary_view
-    from clients.report import result_record, summarize
+    from tools.mesh.main_job import run_sample
+    from tools.mesh.mesh import Mesh
+    from tools.mesh.mesh_config import load_mesh_config
+    from tools.mesh.report import result_record, summarize
 
     try:
         config = load_mesh_config(args.config)
@@ -317,8 +310,8 @@ def up(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["profile"]:  # the profiler's own options (services/profiler/cli.py)
-        from services.profiler.cli import main as profiler_main  # imported here: matplotlib is slow to import
+    if argv[:1] == ["profile"]:  # the profiler's own options (tools/profiler/cli.py)
+        from tools.profiler.cli import main as profiler_main  # imported here: matplotlib is slow to import
 
         return profiler_main(argv[1:])
     args = build_parser().parse_args(argv)

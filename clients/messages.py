@@ -9,121 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import TypeVar
 
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
-
+from core import vocabulary
+from core.vocabulary import (
+    ChatRole,
+    ComplexityTier,
+    FinishReason,
+    ProfileSource,
+    Quantization,
+    RejectionReason,
+    RouteOutcome,
+    RoutingMode,
+    TaskIntent,
+)
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
-
-
-class Quantization(StrEnum):
-    """Quantization of a served model (`quantmesh.common.v1.Quantization`)."""
-
-    UNSPECIFIED = "unspecified"
-    NONE = "none"
-    FP8 = "fp8"
-    AWQ = "awq"
-    GPTQ = "gptq"
-    GGUF = "gguf"
-
-
-class ComplexityTier(StrEnum):
-    """How hard the classifier judged a query (`quantmesh.common.v1.ComplexityTier`)."""
-
-    UNSPECIFIED = "unspecified"
-    SIMPLE = "simple"
-    COMPLEX = "complex"
-    HARD = "hard"
-
-
-class TaskIntent(StrEnum):
-    """The kind of task a query asks for (`quantmesh.common.v1.TaskIntent`)."""
-
-    UNSPECIFIED = "unspecified"
-    CLASSIFICATION = "classification"
-    EXTRACTION = "extraction"
-    QUESTION_ANSWERING = "question_answering"
-    SUMMARIZATION = "summarization"
-    CODE = "code"
-    MATH = "math"
-    REASONING = "reasoning"
-    CREATIVE = "creative"
-    CHAT = "chat"
-    OTHER = "other"
-
-
-class RoutingMode(StrEnum):
-    """Latency first (interactive) or cost first (batch) (`quantmesh.common.v1.RoutingMode`)."""
-
-    UNSPECIFIED = "unspecified"
-    INTERACTIVE = "interactive"
-    BATCH = "batch"
-
-
-class FinishReason(StrEnum):
-    """Why a generation ended (`quantmesh.common.v1.FinishReason`)."""
-
-    UNSPECIFIED = "unspecified"
-    STOP = "stop"
-    LENGTH = "length"
-    ABORT = "abort"
-
-
-class ChatRole(StrEnum):
-    """Author of a chat message (`quantmesh.common.v1.ChatRole`)."""
-
-    UNSPECIFIED = "unspecified"
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-
-
-class RejectionReason(StrEnum):
-    """The hard constraint a candidate failed (`quantmesh.router.v1.RejectionReason`)."""
-
-    UNSPECIFIED = "unspecified"
-    LATENCY_BUDGET = "latency_budget"
-    ACCURACY = "accuracy"
-    CONTEXT_LENGTH = "context_length"
-    UNHEALTHY = "unhealthy"
-    CIRCUIT_OPEN = "circuit_open"
-    QUANTIZATION_RULE = "quantization_rule"
-
-
-class RouteOutcome(StrEnum):
-    """Routed, fallback or rejected (`quantmesh.router.v1.RouteOutcome`)."""
-
-    UNSPECIFIED = "unspecified"
-    ROUTED = "routed"
-    FALLBACK = "fallback"
-    REJECTED = "rejected"
-
-
-class ProfileSource(StrEnum):
-    """Where the router's profiles came from (`quantmesh.router.v1.ProfileSource`)."""
-
-    UNSPECIFIED = "unspecified"
-    REDIS = "redis"
-    STATIC_FILE = "static_file"
-
-
-_E = TypeVar("_E", bound=StrEnum)
-
-
-def _from_proto_enum(cls: type[_E], wrapper: EnumTypeWrapper, prefix: str, value: int) -> _E:
-    """Proto enum number -> our enum; unknown numbers (a newer server) read as UNSPECIFIED."""
-    try:
-        name = wrapper.Name(value)
-    except ValueError:
-        return cls("unspecified")
-    return cls(name.removeprefix(prefix).lower())
-
-
-def _to_proto_enum(wrapper: EnumTypeWrapper, prefix: str, value: StrEnum) -> int:
-    return int(wrapper.Value(prefix + value.value.upper()))
 
 
 @dataclass(frozen=True)
@@ -140,7 +41,7 @@ class Pair:
     def from_proto(cls, message: common_pb2.ModelQuantizationPair) -> Pair:
         return cls(
             message.model_id,
-            _from_proto_enum(Quantization, common_pb2.Quantization, "QUANTIZATION_", message.quantization),
+            vocabulary.from_proto(Quantization, message.quantization),
         )
 
 
@@ -153,7 +54,7 @@ class ChatMessage:
 
     def to_proto(self) -> common_pb2.ChatMessage:
         return common_pb2.ChatMessage(
-            role=_to_proto_enum(common_pb2.ChatRole, "CHAT_ROLE_", self.role), content=self.content
+            role=vocabulary.to_proto(self.role), content=self.content
         )
 
 
@@ -180,7 +81,7 @@ class Requirements:
             max_output_tokens=self.max_output_tokens,
             latency_budget_ms=self.latency_budget_ms,
             required_accuracy=self.required_accuracy,
-            mode=_to_proto_enum(common_pb2.RoutingMode, "ROUTING_MODE_", self.mode),
+            mode=vocabulary.to_proto(self.mode),
         )
 
 
@@ -240,9 +141,9 @@ class Classification:
     @classmethod
     def from_proto(cls, message: classifier_pb2.Classification) -> Classification:
         return cls(
-            tier=_from_proto_enum(ComplexityTier, common_pb2.ComplexityTier, "COMPLEXITY_TIER_", message.tier),
+            tier=vocabulary.from_proto(ComplexityTier, message.tier),
             needs_strong_model_probability=message.needs_strong_model_probability,
-            intent=_from_proto_enum(TaskIntent, common_pb2.TaskIntent, "TASK_INTENT_", message.intent),
+            intent=vocabulary.from_proto(TaskIntent, message.intent),
             intent_confidence=message.intent_confidence,
             numeric_token_share=message.numeric_token_share,
             estimated_input_tokens=message.estimated_input_tokens,
@@ -291,7 +192,7 @@ class Candidate:
             eligible=message.eligible,
             rejections=tuple(
                 Rejection(
-                    _from_proto_enum(RejectionReason, router_pb2.RejectionReason, "REJECTION_REASON_", r.reason),
+                    vocabulary.from_proto(RejectionReason, r.reason),
                     r.detail,
                 )
                 for r in message.rejections
@@ -335,7 +236,7 @@ class RouteDecision:
     def from_proto(cls, message: router_pb2.RouteDecision) -> RouteDecision:
         return cls(
             request_id=message.request_id,
-            outcome=_from_proto_enum(RouteOutcome, router_pb2.RouteOutcome, "ROUTE_OUTCOME_", message.outcome),
+            outcome=vocabulary.from_proto(RouteOutcome, message.outcome),
             chosen=Pair.from_proto(message.chosen) if message.HasField("chosen") else None,
             reason=message.reason,
             candidates=tuple(Candidate.from_proto(c) for c in message.candidates),
@@ -413,7 +314,7 @@ class GenerationSummary:
     def from_proto(cls, message: router_pb2.GenerationSummary) -> GenerationSummary:
         return cls(
             usage=Usage.from_proto(message.usage),
-            finish_reason=_from_proto_enum(FinishReason, common_pb2.FinishReason, "FINISH_REASON_", message.finish_reason),
+            finish_reason=vocabulary.from_proto(FinishReason, message.finish_reason),
             served_by=Pair.from_proto(message.served_by) if message.HasField("served_by") else None,
             ttft_ms=message.ttft_ms,
             e2e_latency_ms=message.e2e_latency_ms,
@@ -462,7 +363,7 @@ class ProfilesDocument:
     """The profile document a router uses.
 
     Attributes:
-        document_json: The document as JSON (schema: `services/router/profiles.py`).
+        document_json: The document as JSON (schema: `core/profiles.py`).
         version: Its version, assigned by the store on publish.
         source: redis or static_file.
         loaded_at: When the router loaded it (UTC), None if not reported.
@@ -478,7 +379,7 @@ class ProfilesDocument:
         return cls(
             document_json=message.document_json,
             version=message.version,
-            source=_from_proto_enum(ProfileSource, router_pb2.ProfileSource, "PROFILE_SOURCE_", message.source),
+            source=vocabulary.from_proto(ProfileSource, message.source),
             loaded_at=message.loaded_at.ToDatetime() if message.HasField("loaded_at") else None,
         )
 

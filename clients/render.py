@@ -9,9 +9,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from clients.mesh import MeshEndpoints
 from clients.messages import ProfilesDocument, RouteDecision
-from clients.report import PromptResult, SampleSummary
+from tools.mesh.mesh import MeshEndpoints
+from tools.mesh.report import PromptResult, SampleSummary
 
 
 def _add_row(table: Table, *cells: str) -> None:

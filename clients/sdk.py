@@ -1,7 +1,7 @@
 """The quantmesh Python SDK: async and sync clients of the Router (`quantmesh.router.v1`).
 
 Both clients own their gRPC channel: use them as (async) context managers or call `close()`. Results are the typed
-dataclasses of `clients.messages`; failures raise the typed exceptions of `clients.errors` (one per status code,
+dataclasses of `clients.messages`; failures raise the typed exceptions of `core.errors` (one per status code,
 carrying the server's message).
 
 Example (async)::
@@ -46,7 +46,6 @@ from typing import Any, Self
 import grpc
 
 from clients.credentials import TlsOptions, aio_channel, sync_channel
-from clients.errors import CancelledError, QuantmeshError, from_rpc_error
 from clients.messages import (
     Completion,
     GenerateEvent,
@@ -61,6 +60,7 @@ from clients.messages import (
     event_from_proto,
     fill_input,
 )
+from core.errors import CancelledError, QuantmeshError, from_rpc_error
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 
 ROUTER_SERVICE = "quantmesh.router.v1.RouterService"
@@ -213,7 +213,7 @@ class AsyncGenerationStream(_ReceivedSoFar):
 
     Raises (while iterating):
         QuantmeshError subclasses: `DeadlineExceededError` (budget spent), `ResourceExhaustedError`,
-        `UnavailableError`, `InvalidArgumentError`, `FailedPreconditionError`, `clients.errors.CancelledError`
+        `UnavailableError`, `InvalidArgumentError`, `FailedPreconditionError`, `core.errors.CancelledError`
         (after `cancel()`; a cancelled asyncio task still sees `asyncio.CancelledError`).
     """
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from core.classifier_model.model import Classification
+from core.classifier_model.tiers import TIERS
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
-from services.classifier.model import Classification
-from services.classifier.tiers import TIERS
 
 _TIER_TO_PROTO = {name: common_pb2.ComplexityTier.Value(f"COMPLEXITY_TIER_{name.upper()}") for name in TIERS}
 

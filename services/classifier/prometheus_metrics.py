@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
 
-from services.classifier.tiers import TIERS
+from core.vocabulary import ComplexityTier
 from services.common.metrics import FAST_BUCKETS_S
 
 CLASSIFICATION_LATENCY = Histogram(
@@ -31,7 +31,7 @@ class ClassifierMetrics:
     """Records classifications; `intents` are the loaded model's intent names (pre-initialised with every tier)."""
 
     def __init__(self, intents: Iterable[str] = ()) -> None:
-        self._counts = {(tier, intent): CLASSIFICATIONS.labels(tier, intent) for tier in TIERS for intent in intents}
+        self._counts = {(tier, intent): CLASSIFICATIONS.labels(tier, intent) for tier in ComplexityTier.known() for intent in intents}
 
     def classified(self, tier: str, intent: str, seconds: float) -> None:
         """One successful classification that took `seconds`."""

@@ -11,8 +11,8 @@ import time
 
 import structlog
 
-from services.classifier.artifact import ArtifactError
-from services.classifier.model import ClassifierModel
+from core.classifier_model.artifact import ArtifactError
+from core.classifier_model.model import ClassifierModel
 from services.classifier.servicer import SERVICE_NAME, ClassifierServicer, register
 from services.classifier.settings import ClassifierSettings
 from services.common.logging import configure_logging

@@ -22,13 +22,13 @@ import grpc
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 
+from core.classifier_model.model import ClassifierModel
+from core.errors import InvalidArgumentError, QuantmeshError, UnavailableError
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from services.classifier.conversions import classification_to_proto
-from services.classifier.model import ClassifierModel
 from services.classifier.prometheus_metrics import ClassifierMetrics
 from services.classifier.validation import validate_text
-from services.common.errors import InvalidArgument, QuantmeshError, Unavailable
 from services.common.method_wrapping import WrappingRegistrar
 
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
@@ -102,14 +102,14 @@ class ClassifierServicer:
         self,
         request: classifier_pb2.ClassifyRequest | classifier_pb2.ClassifyStreamRequest | UndecodableRequest,
     ) -> str:
-        """The request's text, checked. Raises InvalidArgument (bad text) or Unavailable (no model)."""
+        """The request's text, checked. Raises InvalidArgumentError (bad text) or UnavailableError (no model)."""
         if isinstance(request, UndecodableRequest):
-            raise InvalidArgument(
+            raise InvalidArgumentError(
                 f"text: the request could not be parsed (is text valid UTF-8?): {request.reason}"
             )
         validate_text(request.text, self._max_text_bytes)
         if self._model is None:
-            raise Unavailable(f"classifier model not loaded: {self._unavailable_reason}")
+            raise UnavailableError(f"classifier model not loaded: {self._unavailable_reason}")
         return request.text
 
     def _classify_texts(self, texts: Sequence[str]) -> list[classifier_pb2.Classification]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from services.common.settings import ServerSettings
 
 

@@ -30,7 +30,7 @@ import grpc
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from services.common.errors import PermissionDenied, Unauthenticated
+from core.errors import PermissionDeniedError, UnauthenticatedError
 
 log = structlog.get_logger(__name__)
 
@@ -147,25 +147,25 @@ def authorize(registry: CallerRegistry, required: Permission, token: str | None,
     identity does.
 
     Raises:
-        Unauthenticated: no credentials, a malformed header, or an unknown token / identity.
-        PermissionDenied: a known caller without `required`.
+        UnauthenticatedError: no credentials, a malformed header, or an unknown token / identity.
+        PermissionDeniedError: a known caller without `required`.
     """
     if token is not None:
         caller = registry.by_token(token) if token else None
         if caller is None:
-            raise Unauthenticated("authorization: invalid bearer token")
+            raise UnauthenticatedError("authorization: invalid bearer token")
     else:
         caller = registry.by_identities(identities)
         if caller is None:
-            raise Unauthenticated("authorization: a bearer token or an authorised client certificate is required")
+            raise UnauthenticatedError("authorization: a bearer token or an authorised client certificate is required")
     if required not in caller.permissions:
-        raise PermissionDenied(f"caller {caller.name!r} lacks the {required.value!r} permission")
+        raise PermissionDeniedError(f"caller {caller.name!r} lacks the {required.value!r} permission")
     return caller
 
 
 class AuthCheck:
     """Checks every call against `registry` before its handler runs (a `method_wrapping.CallCheck`); what it raises,
-    Unauthenticated or PermissionDenied, becomes the call's status.
+    UnauthenticatedError or PermissionDeniedError, becomes the call's status.
 
     Args:
         registry: Who may call.
@@ -183,7 +183,7 @@ class AuthCheck:
             return
         required = self._required.get(service)
         if required is None:
-            raise PermissionDenied(f"{service} is not open to callers")
+            raise PermissionDeniedError(f"{service} is not open to callers")
         caller = authorize(self._registry, required, bearer_token(context.invocation_metadata()),
                            peer_identities(context))
         structlog.contextvars.bind_contextvars(caller=caller.name)

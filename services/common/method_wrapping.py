@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 import structlog
 
-from services.common.errors import QuantmeshError
+from core.errors import QuantmeshError
 
 log = structlog.get_logger(__name__)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from services.common.errors import ResourceExhausted
-from services.router.policy import CandidateScore, Decision, Outcome, RejectionReason, predict_latency_ms
+from core.errors import ResourceExhaustedError
+from core.vocabulary import RejectionReason, RouteOutcome
+from services.router.policy import CandidateScore, Decision, predict_latency_ms
 
 RETRY_AFTER_KEY = "retry-after-ms"
 MAX_RETRY_AFTER_MS = 60_000
@@ -37,9 +38,9 @@ class AdmissionRefusal:
     message: str
     retry_after_ms: int
 
-    def error(self) -> ResourceExhausted:
+    def error(self) -> ResourceExhaustedError:
         """The exception the servicer raises (RESOURCE_EXHAUSTED with `retry-after-ms` trailing metadata)."""
-        return ResourceExhausted(self.message, trailing_metadata=((RETRY_AFTER_KEY, str(self.retry_after_ms)),))
+        return ResourceExhaustedError(self.message, trailing_metadata=((RETRY_AFTER_KEY, str(self.retry_after_ms)),))
 
 
 def _late_because_of_load(candidate: CandidateScore, max_output_tokens: int, budget_ms: float,
@@ -61,7 +62,7 @@ def check_admission(decision: Decision, max_output_tokens: int,
         kv_cache_saturation_fraction: The policy's setting, so that the idle prediction matches its model.
     """
     chosen = decision.chosen
-    if decision.outcome is not Outcome.FALLBACK or chosen is None:
+    if decision.outcome is not RouteOutcome.FALLBACK or chosen is None:
         return None
     budget_ms = decision.budget_ms
     idle_ms = _late_because_of_load(chosen, max_output_tokens, budget_ms, kv_cache_saturation_fraction)

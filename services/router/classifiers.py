@@ -17,9 +17,9 @@ from typing import Protocol
 
 import grpc
 
+from core.classifier_model.model import ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from services.classifier.conversions import classification_to_proto
-from services.classifier.model import ClassifierModel
 
 # Up to this many characters a text is classified on the event loop (about 1 ms at 4,000); longer texts (64 KB: about
 # 15 ms) go to a thread, so that the loop keeps relaying other requests' tokens meanwhile.
@@ -58,7 +58,7 @@ class RemoteClassifier:
 
 
 class EmbeddedClassifier:
-    """The ClassifierService's model (`services.classifier.model.ClassifierModel`) called in the router's process.
+    """The ClassifierService's model (`core.classifier_model.model.ClassifierModel`) called in the router's process.
 
     Texts up to `INLINE_MAX_TEXT_CHARS` characters are classified on the event loop; longer ones in the default thread pool
     (the tokenizer and numpy release the GIL), with `timeout_s` as the limit.

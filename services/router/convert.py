@@ -1,28 +1,27 @@
 """Conversions between the router's protos and its domain types (pure; validation errors name the field).
 
-Raises `services.common.errors.InvalidArgument` (INVALID_ARGUMENT) for malformed requests.
+Raises `core.errors.InvalidArgument` (INVALID_ARGUMENT) for malformed requests.
 """
 
 from __future__ import annotations
 
 import math
 
+from core.errors import InvalidArgumentError
+from core.profiles import PairProfile
+from core.vocabulary import (
+    ComplexityTier,
+    Quantization,
+    RejectionReason,
+    RouteOutcome,
+    RoutingMode,
+    TaskIntent,
+)
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
 from quantmesh.worker.v1 import worker_pb2
-from services.common.errors import InvalidArgument
-from services.router.policy import (
-    CandidateScore,
-    Decision,
-    LoadSnapshot,
-    Outcome,
-    QueryClassification,
-    RejectionReason,
-    RoutingMode,
-    RoutingRequest,
-)
-from services.router.profiles import Intent, PairProfile, Quantization, Tier
+from services.router.policy import CandidateScore, Decision, LoadSnapshot, QueryClassification, RoutingRequest
 
 MAX_REQUEST_ID_CHARS = 128
 DEGRADED_MODEL_VERSION = "degraded-rules-v1"
@@ -36,16 +35,16 @@ _QUANTIZATION_TO_PROTO = {
 }
 _QUANTIZATION_FROM_PROTO = {value: key for key, value in _QUANTIZATION_TO_PROTO.items()}
 _TIER_TO_PROTO = {
-    Tier.SIMPLE: common_pb2.COMPLEXITY_TIER_SIMPLE,
-    Tier.COMPLEX: common_pb2.COMPLEXITY_TIER_COMPLEX,
-    Tier.HARD: common_pb2.COMPLEXITY_TIER_HARD,
+    ComplexityTier.SIMPLE: common_pb2.COMPLEXITY_TIER_SIMPLE,
+    ComplexityTier.COMPLEX: common_pb2.COMPLEXITY_TIER_COMPLEX,
+    ComplexityTier.HARD: common_pb2.COMPLEXITY_TIER_HARD,
 }
 _TIER_FROM_PROTO = {value: key for key, value in _TIER_TO_PROTO.items()}
-_INTENT_TO_PROTO = {intent: common_pb2.TaskIntent.Value(f"TASK_INTENT_{intent.name}") for intent in Intent}
+_INTENT_TO_PROTO = {intent: common_pb2.TaskIntent.Value(f"TASK_INTENT_{intent.name}") for intent in TaskIntent}
 _INTENT_FROM_PROTO = {value: key for key, value in _INTENT_TO_PROTO.items()}
 _REASON_TO_PROTO = {reason: router_pb2.RejectionReason.Value(f"REJECTION_REASON_{reason.name}")
                     for reason in RejectionReason}
-_OUTCOME_TO_PROTO = {outcome: router_pb2.RouteOutcome.Value(f"ROUTE_OUTCOME_{outcome.name}") for outcome in Outcome}
+_OUTCOME_TO_PROTO = {outcome: router_pb2.RouteOutcome.Value(f"ROUTE_OUTCOME_{outcome.name}") for outcome in RouteOutcome}
 _MODE_FROM_PROTO = {
     common_pb2.ROUTING_MODE_UNSPECIFIED: RoutingMode.INTERACTIVE,
     common_pb2.ROUTING_MODE_INTERACTIVE: RoutingMode.INTERACTIVE,
@@ -70,7 +69,7 @@ def pair_to_proto(pair: PairProfile) -> common_pb2.ModelQuantizationPair:
 def validate_request_id(request_id: str) -> str:
     """The caller's request id, checked for length (INVALID_ARGUMENT naming `request_id`)."""
     if len(request_id) > MAX_REQUEST_ID_CHARS:
-        raise InvalidArgument(f"request_id: at most {MAX_REQUEST_ID_CHARS} characters, got {len(request_id)}")
+        raise InvalidArgumentError(f"request_id: at most {MAX_REQUEST_ID_CHARS} characters, got {len(request_id)}")
     return request_id
 
 
@@ -78,43 +77,43 @@ def input_text(request: router_pb2.RouteRequest | router_pb2.GenerateRequest) ->
     """The text to classify: the prompt, or the chat rendered as "role: content" lines.
 
     Raises:
-        InvalidArgument: no input, an empty prompt, or a chat message without role or content.
+        InvalidArgumentError: no input, an empty prompt, or a chat message without role or content.
     """
     which = request.WhichOneof("input")
     if which == "prompt":
         if not request.prompt.strip():
-            raise InvalidArgument("prompt: must not be empty")
+            raise InvalidArgumentError("prompt: must not be empty")
         return request.prompt
     if which == "chat":
         if not request.chat.messages:
-            raise InvalidArgument("chat.messages: at least one message is required")
+            raise InvalidArgumentError("chat.messages: at least one message is required")
         lines = []
         for index, message in enumerate(request.chat.messages):
             if message.role == common_pb2.CHAT_ROLE_UNSPECIFIED:
-                raise InvalidArgument(f"chat.messages[{index}].role: must be set")
+                raise InvalidArgumentError(f"chat.messages[{index}].role: must be set")
             if message.role not in common_pb2.ChatRole.values():  # proto3 enums are open: any int32 arrives
-                raise InvalidArgument(f"chat.messages[{index}].role: unknown value {message.role}")
+                raise InvalidArgumentError(f"chat.messages[{index}].role: unknown value {message.role}")
             if not message.content:
-                raise InvalidArgument(f"chat.messages[{index}].content: must not be empty")
+                raise InvalidArgumentError(f"chat.messages[{index}].content: must not be empty")
             role = common_pb2.ChatRole.Name(message.role).removeprefix("CHAT_ROLE_").lower()
             lines.append(f"{role}: {message.content}")
         return "\n".join(lines)
-    raise InvalidArgument("input: set either prompt or chat")
+    raise InvalidArgumentError("input: set either prompt or chat")
 
 
 def validate_requirements(requirements: router_pb2.RoutingRequirements, has_field: bool) -> None:
     """Checks the requirements' ranges (INVALID_ARGUMENT naming the field)."""
     if not has_field:
-        raise InvalidArgument("requirements: required")
+        raise InvalidArgumentError("requirements: required")
     if requirements.max_output_tokens < 1:
-        raise InvalidArgument("requirements.max_output_tokens: must be at least 1")
+        raise InvalidArgumentError("requirements.max_output_tokens: must be at least 1")
     if requirements.latency_budget_ms < 1:
-        raise InvalidArgument("requirements.latency_budget_ms: must be at least 1")
+        raise InvalidArgumentError("requirements.latency_budget_ms: must be at least 1")
     accuracy = requirements.required_accuracy
     if math.isnan(accuracy) or not 0.0 <= accuracy <= 1.0:
-        raise InvalidArgument(f"requirements.required_accuracy: must be in [0, 1], got {accuracy}")
+        raise InvalidArgumentError(f"requirements.required_accuracy: must be in [0, 1], got {accuracy}")
     if requirements.mode not in _MODE_FROM_PROTO:
-        raise InvalidArgument(f"requirements.mode: unknown value {requirements.mode}")
+        raise InvalidArgumentError(f"requirements.mode: unknown value {requirements.mode}")
 
 
 def routing_request(requirements: router_pb2.RoutingRequirements, budget_ms: float) -> RoutingRequest:
@@ -130,7 +129,7 @@ def routing_request(requirements: router_pb2.RoutingRequirements, budget_ms: flo
 def classification_from_proto(classification: classifier_pb2.Classification) -> QueryClassification:
     """The policy's view of a classifier answer; an unspecified tier is taken as HARD (the safe side)."""
     return QueryClassification(
-        tier=_TIER_FROM_PROTO.get(classification.tier, Tier.HARD),
+        tier=_TIER_FROM_PROTO.get(classification.tier, ComplexityTier.HARD),
         intent=_INTENT_FROM_PROTO.get(classification.intent),
         numeric_token_share=min(1.0, max(0.0, classification.numeric_token_share)),
         reference_input_tokens=classification.estimated_input_tokens,

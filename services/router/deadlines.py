@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common.errors import DeadlineExceeded
+from core.errors import DeadlineExceededError
 
 
 def effective_budget_ms(latency_budget_ms: float, call_time_remaining_s: float | None) -> float:
@@ -44,11 +44,11 @@ class Deadline:
         """Seconds to give a worker call: what is left minus `margin_ms`.
 
         Raises:
-            DeadlineExceeded: nothing would be left for the worker.
+            DeadlineExceededError: nothing would be left for the worker.
         """
         left_ms = self.remaining_ms() - margin_ms
         if left_ms <= 0:
-            raise DeadlineExceeded(
+            raise DeadlineExceededError(
                 f"latency budget exhausted: {self.remaining_ms():.1f} ms left of {self.budget_ms:.1f} ms, "
                 f"below the {margin_ms:.1f} ms worker margin"
             )

@@ -5,10 +5,10 @@ query costs money, a wrongly "simple" one costs a wrong answer.
 - Input tokens: ceil(characters / 4), the usual ~4 characters per token of English under BPE tokenizers
   (OpenAI's tokenizer guidance); the classifier's reference tokenizer is not available here.
 - Numeric-token share: among word and punctuation tokens (regex `\\w+|[^\\w\\s]`), the share containing a digit.
-- Tier: HARD when the text is long (> `HARD_MIN_CHARS`) or names a multi-step task (`HARD_KEYWORDS`: prove, derive,
+- ComplexityTier: HARD when the text is long (> `HARD_MIN_CHARS`) or names a multi-step task (`HARD_KEYWORDS`: prove, derive,
   step by step, ...); COMPLEX when it is medium length (> `COMPLEX_MIN_CHARS`), asks for analysis
   (`COMPLEX_KEYWORDS`), contains code, or is numeric-heavy (share > 0.2); otherwise SIMPLE.
-- Intent: the first matching keyword group in `INTENT_KEYWORDS`'s order; a question mark alone means question
+- TaskIntent: the first matching keyword group in `INTENT_KEYWORDS`'s order; a question mark alone means question
   answering; else OTHER.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import re
 
+from core.vocabulary import ComplexityTier, TaskIntent
 from services.router.policy import QueryClassification
-from services.router.profiles import Intent, Tier
 
 HARD_MIN_CHARS = 2000
 COMPLEX_MIN_CHARS = 500
@@ -26,15 +26,15 @@ NUMERIC_HEAVY_SHARE = 0.2
 HARD_KEYWORDS = ("prove", "proof", "derive", "step by step", "step-by-step", "theorem", "optimiz", "optimis",
                  "complexity of", "design a", "architecture")
 COMPLEX_KEYWORDS = ("explain", "compare", "analy", "why ", "evaluate", "trade-off", "tradeoff", "implement")
-INTENT_KEYWORDS: tuple[tuple[Intent, tuple[str, ...]], ...] = (
-    (Intent.CODE, ("```", "def ", "function", "python", "javascript", "code", "bug", "compile", "sql")),
-    (Intent.MATH, ("calculate", "solve", "equation", "how many", "how much", "sum of", "percent", "integral")),
-    (Intent.SUMMARIZATION, ("summar", "tl;dr", "tldr", "condense")),
-    (Intent.EXTRACTION, ("extract", "list all", "pull out", "find all")),
-    (Intent.CLASSIFICATION, ("classify", "categor", "label", "sentiment", "which category")),
-    (Intent.CREATIVE, ("poem", "story", "write a song", "slogan", "haiku", "lyrics")),
-    (Intent.REASONING, ("why", "reason", "logic", "deduce", "infer")),
-    (Intent.CHAT, ("hello", "hi ", "hey", "thanks", "thank you", "how are you")),
+INTENT_KEYWORDS: tuple[tuple[TaskIntent, tuple[str, ...]], ...] = (
+    (TaskIntent.CODE, ("```", "def ", "function", "python", "javascript", "code", "bug", "compile", "sql")),
+    (TaskIntent.MATH, ("calculate", "solve", "equation", "how many", "how much", "sum of", "percent", "integral")),
+    (TaskIntent.SUMMARIZATION, ("summar", "tl;dr", "tldr", "condense")),
+    (TaskIntent.EXTRACTION, ("extract", "list all", "pull out", "find all")),
+    (TaskIntent.CLASSIFICATION, ("classify", "categor", "label", "sentiment", "which category")),
+    (TaskIntent.CREATIVE, ("poem", "story", "write a song", "slogan", "haiku", "lyrics")),
+    (TaskIntent.REASONING, ("why", "reason", "logic", "deduce", "infer")),
+    (TaskIntent.CHAT, ("hello", "hi ", "hey", "thanks", "thank you", "how are you")),
 )
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|[{};]\s*$", re.MULTILINE)
@@ -48,20 +48,20 @@ def numeric_token_share(text: str) -> float:
     return sum(any(ch.isdigit() for ch in token) for token in tokens) / len(tokens)
 
 
-def _tier(text: str, lowered: str, numeric_share: float) -> Tier:
+def _tier(text: str, lowered: str, numeric_share: float) -> ComplexityTier:
     if len(text) > HARD_MIN_CHARS or any(keyword in lowered for keyword in HARD_KEYWORDS):
-        return Tier.HARD
+        return ComplexityTier.HARD
     if (len(text) > COMPLEX_MIN_CHARS or any(keyword in lowered for keyword in COMPLEX_KEYWORDS)
             or _CODE.search(text) or numeric_share > NUMERIC_HEAVY_SHARE):
-        return Tier.COMPLEX
-    return Tier.SIMPLE
+        return ComplexityTier.COMPLEX
+    return ComplexityTier.SIMPLE
 
 
-def _intent(lowered: str) -> Intent:
+def _intent(lowered: str) -> TaskIntent:
     for intent, keywords in INTENT_KEYWORDS:
         if any(keyword in lowered for keyword in keywords):
             return intent
-    return Intent.QUESTION_ANSWERING if "?" in lowered else Intent.OTHER
+    return TaskIntent.QUESTION_ANSWERING if "?" in lowered else TaskIntent.OTHER
 
 
 def classify_degraded(text: str) -> QueryClassification:

@@ -48,34 +48,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from enum import Enum, StrEnum
+from enum import Enum
 
+from core.profiles import PairProfile, ProfileDocument
+from core.vocabulary import (
+    ComplexityTier,
+    Quantization,
+    RejectionReason,
+    RouteOutcome,
+    RoutingMode,
+    TaskIntent,
+)
 from services.router.circuit_breaker import CircuitState
-from services.router.profiles import Intent, PairProfile, ProfileDocument, Quantization, Tier
 
 TIE_EPSILON = 1e-9
-
-
-class RoutingMode(StrEnum):
-    INTERACTIVE = "interactive"
-    BATCH = "batch"
-
-
-class RejectionReason(StrEnum):
-    """Mirrors `quantmesh.router.v1.RejectionReason`."""
-
-    LATENCY_BUDGET = "latency_budget"
-    ACCURACY = "accuracy"
-    CONTEXT_LENGTH = "context_length"
-    UNHEALTHY = "unhealthy"
-    CIRCUIT_OPEN = "circuit_open"
-    QUANTIZATION_RULE = "quantization_rule"
-
-
-class Outcome(StrEnum):
-    ROUTED = "routed"
-    FALLBACK = "fallback"
-    REJECTED = "rejected"
 
 
 class RejectedStatus(Enum):
@@ -126,8 +112,8 @@ class QueryClassification:
         reference_input_tokens: Input tokens under the reference tokenizer.
     """
 
-    tier: Tier
-    intent: Intent | None
+    tier: ComplexityTier
+    intent: TaskIntent | None
     numeric_token_share: float
     reference_input_tokens: int
 
@@ -200,7 +186,7 @@ class Decision:
         budget_ms: The effective budget used.
     """
 
-    outcome: Outcome
+    outcome: RouteOutcome
     chosen: CandidateScore | None
     reason: str
     candidates: tuple[CandidateScore, ...]
@@ -326,21 +312,21 @@ def decide(request: RoutingRequest, query: QueryClassification, profiles: Profil
         best = eligible[0]
         reason = (f"{best.pair.name}: highest {request.mode.value} utility {best.utility:.3f} of "
                   f"{len(eligible)} pair(s) meeting every constraint")
-        return Decision(outcome=Outcome.ROUTED, chosen=best, reason=reason, retry_order=tuple(eligible[1:]),
+        return Decision(outcome=RouteOutcome.ROUTED, chosen=best, reason=reason, retry_order=tuple(eligible[1:]),
                         rejected_status=None, **common)
     servable = [c for c in rejected if _can_serve(c)]
     if servable:
         best = servable[0]
         reason = (f"fallback: no pair meets every constraint; {best.pair.name} is the most accurate healthy pair "
                   f"({best.expected_accuracy:.3f} on {query.tier.value})")
-        return Decision(outcome=Outcome.FALLBACK, chosen=best, reason=reason, retry_order=tuple(servable[1:]),
+        return Decision(outcome=RouteOutcome.FALLBACK, chosen=best, reason=reason, retry_order=tuple(servable[1:]),
                         rejected_status=None, **common)
     healthy = [c for c in rejected if not c.rejected_for(RejectionReason.UNHEALTHY)
                and not c.rejected_for(RejectionReason.CIRCUIT_OPEN)]
     if healthy:
-        return Decision(outcome=Outcome.REJECTED, chosen=None,
+        return Decision(outcome=RouteOutcome.REJECTED, chosen=None,
                         reason="the prompt exceeds the context length of every healthy pair", retry_order=(),
                         rejected_status=RejectedStatus.CONTEXT_TOO_LONG, **common)
-    return Decision(outcome=Outcome.REJECTED, chosen=None,
+    return Decision(outcome=RouteOutcome.REJECTED, chosen=None,
                     reason="no healthy pair (every worker is down or its circuit is open)", retry_order=(),
                     rejected_status=RejectedStatus.NO_HEALTHY_PAIR, **common)

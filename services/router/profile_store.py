@@ -21,7 +21,6 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -30,17 +29,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, WatchError
 
-from services.common.errors import Aborted, Unavailable
-from services.router.profiles import ProfileDocument, ProfileValidationError, parse_profile_document
+from core.errors import AbortedError, UnavailableError
+from core.profiles import ProfileDocument, ProfileValidationError, parse_profile_document
+from core.vocabulary import ProfileSource
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_PREFIX = "quantmesh:profiles"
-
-
-class ProfileSource(StrEnum):
-    REDIS = "redis"
-    STATIC_FILE = "static_file"
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,7 @@ def connect(redis_url: str, timeout_s: float = 1.0) -> aioredis.Redis:
 class ProfileStore:
     """Reads and publishes the profile document in Redis.
 
-    Errors: `Unavailable` when Redis cannot be reached; `Aborted` when `expected_version` is stale.
+    Errors: `UnavailableError` when Redis cannot be reached; `AbortedError` when `expected_version` is stale.
     """
 
     def __init__(self, client: aioredis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
@@ -75,13 +70,13 @@ class ProfileStore:
         """The stored document, validated; None when nothing was published yet.
 
         Raises:
-            Unavailable: Redis unreachable.
+            UnavailableError: Redis unreachable.
             ProfileValidationError: the stored document is invalid.
         """
         try:
             raw = await self.client.get(self.document_key)
         except (RedisError, OSError) as exc:
-            raise Unavailable(f"profile store unreachable: {exc}") from exc
+            raise UnavailableError(f"profile store unreachable: {exc}") from exc
         return None if raw is None else parse_profile_document(raw)
 
     async def publish(self, document: ProfileDocument, expected_version: int = 0) -> ProfileDocument:
@@ -92,8 +87,8 @@ class ProfileStore:
             expected_version: Publish only if the current version equals this; 0 publishes regardless.
 
         Raises:
-            Aborted: the current version is not `expected_version` (or changed during the transaction).
-            Unavailable: Redis unreachable; nothing was written.
+            AbortedError: the current version is not `expected_version` (or changed during the transaction).
+            UnavailableError: Redis unreachable; nothing was written.
         """
         try:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -102,7 +97,7 @@ class ProfileStore:
                         await pipe.watch(self.version_key)
                         current = int(await pipe.get(self.version_key) or 0)
                         if expected_version and current != expected_version:
-                            raise Aborted(
+                            raise AbortedError(
                                 f"expected_version: {expected_version} is stale, the current version is {current}"
                             )
                         stored = document.with_version(current + 1, dt.datetime.now(dt.UTC))
@@ -114,11 +109,11 @@ class ProfileStore:
                         return stored
                     except WatchError:
                         if expected_version:
-                            raise Aborted(
+                            raise AbortedError(
                                 f"expected_version: {expected_version} is stale, another publish won"
                             ) from None
         except (RedisError, OSError) as exc:
-            raise Unavailable(f"profile store unreachable, nothing published: {exc}") from exc
+            raise UnavailableError(f"profile store unreachable, nothing published: {exc}") from exc
 
 
 class ActiveProfiles:
@@ -203,7 +198,7 @@ class ProfileFollower:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         await self.refresh()
-            except (RedisError, OSError, Unavailable) as exc:
+            except (RedisError, OSError, UnavailableError) as exc:
                 if self.connected.is_set() or delay == self._backoff_s[0]:
                     log.warning("profile_store_unreachable_keeping_last_good", error=str(exc))
                 self.connected.clear()

@@ -35,11 +35,12 @@ from collections.abc import Callable, Mapping
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
+from core.profiles import PairProfile
+from core.vocabulary import ComplexityTier, Quantization, RouteOutcome, RoutingMode
 from services.common.metrics import BUDGET_RATIO_BUCKETS, LATENCY_BUCKETS_S
 from services.router.circuit_breaker import CircuitState
-from services.router.policy import CandidateScore, Decision, Outcome, RoutingMode, WorkerState
+from services.router.policy import CandidateScore, Decision, WorkerState
 from services.router.profile_store import LoadedProfiles
-from services.router.profiles import PairProfile, Quantization, Tier
 
 _PAIR = ["model", "quantization"]
 DECISIONS = Counter("quantmesh_router_decisions_total", "Route decisions of Generate requests by outcome.",
@@ -72,7 +73,7 @@ REJECTED_PAIR = ("none", "none")
 _JUST_OVER_BUDGET = math.nextafter(1.0, 2.0)
 CIRCUIT_REFRESH_INTERVAL_S = 1.0
 _MODES = tuple(mode.value for mode in RoutingMode)
-_TIERS = tuple(tier.value for tier in Tier)
+_TIERS = tuple(tier.value for tier in ComplexityTier.known())
 
 
 class _PairInstruments:
@@ -81,7 +82,7 @@ class _PairInstruments:
     def __init__(self, model: str, quantization: str) -> None:
         labels = (model, quantization)
         self.decisions = {(tier, mode, outcome.value): DECISIONS.labels(*labels, tier, mode, outcome.value)
-                          for tier in _TIERS for mode in _MODES for outcome in (Outcome.ROUTED, Outcome.FALLBACK)}
+                          for tier in _TIERS for mode in _MODES for outcome in (RouteOutcome.ROUTED, RouteOutcome.FALLBACK)}
         self.e2e_latency = E2E_LATENCY.labels(*labels)
         self.ttft = TTFT.labels(*labels)
         self.budget_ratio = {mode: BUDGET_RATIO.labels(*labels, mode) for mode in _MODES}
@@ -144,7 +145,7 @@ class RouterMetrics:
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, str], _PairInstruments] = {}
-        self._rejected = {(tier, mode): DECISIONS.labels(*REJECTED_PAIR, tier, mode, Outcome.REJECTED.value)
+        self._rejected = {(tier, mode): DECISIONS.labels(*REJECTED_PAIR, tier, mode, RouteOutcome.REJECTED.value)
                           for tier in _TIERS for mode in _MODES}
         self._circuit_children: dict[tuple[str, Quantization], Gauge] = {}
         self._loaded_at_s: float | None = None

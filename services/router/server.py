@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 import grpc
 import structlog
 
+from core.classifier_model.model import ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2_grpc
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
-from services.classifier.model import ClassifierModel
 from services.common import tls, tracing
 from services.common.auth import AuthCheck, CallerRegistry, Permission
 from services.common.logging import configure_logging

@@ -31,16 +31,18 @@ import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate, trace
 
+from core.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from core.profiles import ProfileValidationError, parse_profile_document
+from core.vocabulary import ProfileSource, RouteOutcome
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2
-from services.common.errors import (
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    ResourceExhausted,
-    Unavailable,
-)
 from services.common.limits import validate_prompt_size
 from services.router import convert
 from services.router.admission import RETRY_AFTER_KEY, check_admission
@@ -50,15 +52,13 @@ from services.router.degraded_classification import classify_degraded
 from services.router.policy import (
     CandidateScore,
     Decision,
-    Outcome,
     PolicyConfig,
     QueryClassification,
     RejectedStatus,
     cost_usd,
     decide,
 )
-from services.router.profile_store import ActiveProfiles, ProfileSource, ProfileStore
-from services.router.profiles import ProfileValidationError, parse_profile_document
+from services.router.profile_store import ActiveProfiles, ProfileStore
 from services.router.prometheus_metrics import RouterMetrics
 from services.router.span_attributes import decision_attributes, summary_attributes
 from services.router.workers import WorkerPool
@@ -140,12 +140,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         received_at = time.monotonic()
         routed = await self._route(request, context)
         decision = routed.decision
-        if decision.outcome is Outcome.REJECTED:
+        if decision.outcome is RouteOutcome.REJECTED:
             self._record_decision(routed)
             self._metrics.rejected(routed.tier, routed.mode)
             if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG:
-                raise InvalidArgument(f"prompt: {decision.reason}")
-            raise Unavailable(decision.reason)
+                raise InvalidArgumentError(f"prompt: {decision.reason}")
+            raise UnavailableError(decision.reason)
         if self._admission_control:
             refusal = check_admission(decision, request.requirements.max_output_tokens,
                                       self._policy_config.kv_cache_saturation_fraction)
@@ -206,16 +206,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                             code=code.name, relayed_tokens=relayed_tokens, attempt=attempts)
                 if code is grpc.StatusCode.DEADLINE_EXCEEDED:
                     record.deadline_exceeded(candidate, time.monotonic() - received_at)
-                    raise DeadlineExceeded(f"worker {candidate.pair.name} did not finish within the budget "
+                    raise DeadlineExceededError(f"worker {candidate.pair.name} did not finish within the budget "
                                            f"({decision.budget_ms:.0f} ms, {relayed_tokens} token(s) relayed)") from None
                 if first_token_at is not None:
-                    raise Unavailable(f"worker {candidate.pair.name} failed after {relayed_tokens} token(s) were "
+                    raise UnavailableError(f"worker {candidate.pair.name} failed after {relayed_tokens} token(s) were "
                                       f"relayed ({code.name}: {error.details()}); not retried to avoid "
                                       "duplicate tokens") from None
                 if code is grpc.StatusCode.INVALID_ARGUMENT:
-                    raise InvalidArgument(error.details() or "invalid request") from None
+                    raise InvalidArgumentError(error.details() or "invalid request") from None
                 if code not in RETRYABLE_CODES:
-                    raise Unavailable(f"worker {candidate.pair.name} failed: {code.name}: {error.details()}") from None
+                    raise UnavailableError(f"worker {candidate.pair.name} failed: {code.name}: {error.details()}") from None
                 last_error = error
                 delay_ms = self._retry.next_backoff_ms(attempts, routed.deadline.remaining_ms(), self._rng)
                 if delay_ms is None:
@@ -227,7 +227,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 if complete is None:  # caller cancellation or a failure: abort the worker's request
                     call.cancel()
             if complete is None:
-                raise Unavailable(f"worker {candidate.pair.name} ended its stream without a completion message")
+                raise UnavailableError(f"worker {candidate.pair.name} ended its stream without a completion message")
             summary = _summary(candidate, complete, attempts, received_at, first_token_at)
             try:
                 yield router_pb2.GenerateResponse(summary=summary)
@@ -241,12 +241,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if routed.deadline.remaining_ms() <= self._margin_ms:
             if tried is not None:
                 record.deadline_exceeded(tried, time.monotonic() - received_at)
-            raise DeadlineExceeded(f"latency budget ({decision.budget_ms:.0f} ms) ran out after {attempts} attempt(s)")
+            raise DeadlineExceededError(f"latency budget ({decision.budget_ms:.0f} ms) ran out after {attempts} attempt(s)")
         detail = f"{last_error.code().name}: {last_error.details()}" if last_error else "no pair left to try"
         if last_error is not None and last_error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise ResourceExhausted(f"every pair tried refused admission after {attempts} attempt(s) ({detail})",
+            raise ResourceExhaustedError(f"every pair tried refused admission after {attempts} attempt(s) ({detail})",
                                     trailing_metadata=_retry_after(last_error))
-        raise Unavailable(f"no pair could serve the request after {attempts} attempt(s) ({detail})")
+        raise UnavailableError(f"no pair could serve the request after {attempts} attempt(s) ({detail})")
 
     def _finish_in_background(self, responses: AsyncIterator[worker_pb2.GenerateResponse], pair_name: str) -> None:
         """Reads the rest of a worker call whose completion message has arrived (its trailing status) in a task, off
@@ -266,7 +266,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         convert.validate_requirements(request.requirements, request.HasField("requirements"))
         loaded = self._profiles.current
         if loaded is None:
-            raise FailedPrecondition("no profiles loaded: publish a profile document or set a static profile file")
+            raise FailedPreconditionError("no profiles loaded: publish a profile document or set a static profile file")
         deadline = Deadline(effective_budget_ms(request.requirements.latency_budget_ms, context.time_remaining()))
         classification, degraded = await self._classify(text, request_id, deadline)
         if degraded:
@@ -360,7 +360,7 @@ class RouterAdminServicer(router_pb2_grpc.RouterAdminServiceServicer):
                           context: grpc.aio.ServicerContext) -> router_pb2.GetProfilesResponse:
         loaded = self._profiles.current
         if loaded is None:
-            raise FailedPrecondition("no profiles loaded")
+            raise FailedPreconditionError("no profiles loaded")
         loaded_at = Timestamp()
         loaded_at.FromDatetime(loaded.loaded_at)
         return router_pb2.GetProfilesResponse(document_json=loaded.document.to_json(),
@@ -380,8 +380,8 @@ class RouterAdminServicer(router_pb2_grpc.RouterAdminServiceServicer):
         try:
             document = parse_profile_document(request.document_json)
         except ProfileValidationError as exc:
-            raise InvalidArgument("document_json: " + "; ".join(exc.errors)) from None
+            raise InvalidArgumentError("document_json: " + "; ".join(exc.errors)) from None
         if self._store is None:
-            raise Unavailable("this router has no profile store (QUANTMESH_ROUTER_REDIS_URL is unset)")
+            raise UnavailableError("this router has no profile store (QUANTMESH_ROUTER_REDIS_URL is unset)")
         stored = await self._store.publish(document, request.expected_version)
         return router_pb2.PublishProfilesResponse(version=stored.version)

@@ -7,10 +7,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from core.vocabulary import RoutingMode
 from services.common.settings import ServerSettings
 from services.router.circuit_breaker import CircuitBreakerConfig
 from services.router.deadlines import RetryPolicy
-from services.router.policy import DEFAULT_WEIGHTS, PolicyConfig, RoutingMode, UtilityWeights
+from services.router.policy import DEFAULT_WEIGHTS, PolicyConfig, UtilityWeights
 
 
 class RouterSettings(ServerSettings):
@@ -24,7 +25,7 @@ class RouterSettings(ServerSettings):
     )
     classifier_artifact_dir: Path | None = Field(
         None, description="Classify in the router's process with this classifier artifact (a directory written by "
-        "`python -m services.classifier.train`) instead of calling classifier_address: one network round trip and "
+        "`python -m tools.classifier_training.train`) instead of calling classifier_address: one network round trip and "
         "one process wake-up fewer per request. Mutually exclusive with classifier_address.",
     )
     classifier_timeout_ms: float = Field(

@@ -15,11 +15,12 @@ from collections.abc import Callable
 import grpc
 import structlog
 
+from core.profiles import ProfileDocument
+from core.vocabulary import Quantization
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.router.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from services.router.convert import load_from_proto, quantization_from_proto
 from services.router.policy import LoadSnapshot, WorkerState
-from services.router.profiles import ProfileDocument, Quantization
 
 log = structlog.get_logger(__name__)
 

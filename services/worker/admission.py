@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common.errors import ResourceExhausted
+from core.errors import ResourceExhaustedError
 
 RETRY_AFTER_KEY = "retry-after-ms"
 MEASUREMENT_WINDOW_S = 2.0
@@ -76,13 +76,13 @@ class WorkerAdmission:
         """Admits the request (and starts tracking it) or refuses it.
 
         Raises:
-            ResourceExhausted: the predicted latency exceeds `time_remaining_s` (with `retry-after-ms`).
+            ResourceExhaustedError: the predicted latency exceeds `time_remaining_s` (with `retry-after-ms`).
         """
         if self._enabled and self._streams and time_remaining_s is not None:
             predicted_s = self.predicted_latency_s(max_output_tokens)
             if predicted_s is not None and predicted_s > time_remaining_s:
                 retry_after_ms = min(MAX_RETRY_AFTER_MS, max(1, math.ceil((predicted_s - time_remaining_s) * 1000)))
-                raise ResourceExhausted(
+                raise ResourceExhaustedError(
                     f"overloaded: {len(self._streams)} request(s) in flight, predicted {predicted_s * 1000:.0f} ms "
                     f"for {max_output_tokens} output tokens, over the {time_remaining_s * 1000:.0f} ms left before "
                     f"the deadline; retry after {retry_after_ms} ms",

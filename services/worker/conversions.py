@@ -6,9 +6,10 @@ import time
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from core.vocabulary import FinishReason
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2
-from services.worker.engine import ChatTurn, EngineLoad, EngineModelInfo, FinishReason, SamplingSpec
+from services.worker.engine import ChatTurn, EngineLoad, EngineModelInfo, SamplingSpec
 
 QUANTIZATION_BY_LABEL = {
     "none": common_pb2.QUANTIZATION_NONE,

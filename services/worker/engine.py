@@ -10,7 +10,8 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+
+from core.vocabulary import FinishReason
 
 
 class EngineDeadError(RuntimeError):
@@ -23,14 +24,6 @@ class EngineNotReadyError(RuntimeError):
 
 class EngineRequestError(RuntimeError):
     """The engine failed one request with a retryable request-level error (the servicer answers UNAVAILABLE)."""
-
-
-class FinishReason(Enum):
-    """Why a generation ended."""
-
-    STOP = "stop"  # end-of-sequence token or stop string
-    LENGTH = "length"  # max_output_tokens or max_model_len reached
-    ABORT = "abort"  # aborted by the engine (cancellation, shutdown)
 
 
 @dataclass(frozen=True)

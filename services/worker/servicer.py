@@ -19,9 +19,9 @@ import grpc
 import structlog
 from opentelemetry import trace
 
+from core.errors import InvalidArgumentError, UnavailableError
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
-from services.common.errors import InvalidArgument, Unavailable
 from services.worker import conversions
 from services.worker.admission import WorkerAdmission
 from services.worker.engine import (
@@ -112,7 +112,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         validate_prompt_length(len(prompt_token_ids), request.max_output_tokens, max_model_len=self._max_model_len)
         request_id = request.request_id or uuid.uuid4().hex
         if request_id in self._in_flight:
-            raise InvalidArgument(f"request_id {request_id!r} is already in flight")
+            raise InvalidArgumentError(f"request_id {request_id!r} is already in flight")
         sampling = conversions.to_sampling_spec(request.sampling)
         engine_request = GenerationRequest(request_id, prompt_token_ids, request.max_output_tokens, sampling)
 
@@ -149,11 +149,11 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
             finished_at = time.monotonic()
         except (EngineDeadError, EngineNotReadyError) as exc:
             self._engine_died.set()
-            raise Unavailable(f"engine unavailable: {exc}") from exc
+            raise UnavailableError(f"engine unavailable: {exc}") from exc
         except EngineRequestError as exc:
-            raise Unavailable(str(exc)) from exc
+            raise UnavailableError(str(exc)) from exc
         except ValueError as exc:  # the engine's own validation
-            raise InvalidArgument(f"prompt rejected by the engine: {exc}") from exc
+            raise InvalidArgumentError(f"prompt rejected by the engine: {exc}") from exc
         finally:
             interrupted_by = sys.exc_info()[1]  # cancellation / deadline / error: the abort's reason
             self._in_flight.discard(request_id)
@@ -165,7 +165,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
                 observed.aborted(reason)
                 log.info("engine_request_aborted", request_id=request_id, reason=reason.value, tokens_sent=next_index)
         if last is None or not last.finished:
-            raise Unavailable(f"engine stream of {request_id} ended before completion")
+            raise UnavailableError(f"engine stream of {request_id} ended before completion")
         usage = common_pb2.Usage(
             prompt_tokens=last.prompt_tokens,
             completion_tokens=last.completion_tokens,
@@ -191,7 +191,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
 
     def _require_serving(self) -> None:
         if not self._state.serving:
-            raise Unavailable(f"worker is not serving: {self._state.reason}")
+            raise UnavailableError(f"worker is not serving: {self._state.reason}")
 
     def _tokenize(self, request: worker_pb2.GenerateRequest) -> list[int]:
         try:
@@ -199,9 +199,9 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
                 return self._engine.tokenize_prompt(request.prompt)
             return self._engine.tokenize_chat(conversions.to_chat_turns(request.chat))
         except (EngineNotReadyError, EngineDeadError) as exc:
-            raise Unavailable(f"engine unavailable: {exc}") from exc
+            raise UnavailableError(f"engine unavailable: {exc}") from exc
         except ValueError as exc:
-            raise InvalidArgument(f"chat: {exc}") from exc
+            raise InvalidArgumentError(f"chat: {exc}") from exc
 
     async def GetLoad(
         self, request: worker_pb2.GetLoadRequest, context: grpc.aio.ServicerContext
@@ -214,7 +214,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         interval_ms = request.interval_ms or self._watch_load_interval_ms
         low, high = WATCH_LOAD_INTERVAL_RANGE_MS
         if not low <= interval_ms <= high:
-            raise InvalidArgument(f"interval_ms must be in [{low}, {high}], got {interval_ms}")
+            raise InvalidArgumentError(f"interval_ms must be in [{low}, {high}], got {interval_ms}")
         while True:
             load = self._engine.load()
             yield worker_pb2.WatchLoadResponse(load=self._report(load))
@@ -233,7 +233,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         try:
             info = self._engine.model_info()
         except (EngineNotReadyError, EngineDeadError) as exc:
-            raise Unavailable(f"engine unavailable: {exc}") from exc
+            raise UnavailableError(f"engine unavailable: {exc}") from exc
         return worker_pb2.GetModelInfoResponse(
             info=conversions.to_model_info(
                 info, served_model_name=self._served_model_name, quantization_label=self._quantization

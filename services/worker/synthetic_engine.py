@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
+from core.vocabulary import FinishReason
 from services.worker.engine import (
     ChatTurn,
     Engine,
@@ -20,7 +21,6 @@ from services.worker.engine import (
     EngineLoad,
     EngineModelInfo,
     EngineNotReadyError,
-    FinishReason,
     GenerationDelta,
     GenerationRequest,
 )

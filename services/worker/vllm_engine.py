@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from core.vocabulary import FinishReason
 from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores
 from services.worker.engine import (
     ChatTurn,
@@ -34,7 +35,6 @@ from services.worker.engine import (
     EngineModelInfo,
     EngineNotReadyError,
     EngineRequestError,
-    FinishReason,
     GenerationDelta,
     GenerationRequest,
     SamplingSpec,

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.classifier_model import artifact
+from core.classifier_model.artifact import ArtifactError, load_artifact, write_weights
+from core.classifier_model.model import ClassifierModel
+from core.classifier_model.reference_tokenizer import count_tokens, default_tokenizer
 from quantmesh.common.v1 import common_pb2
-from services.classifier import artifact
-from services.classifier.artifact import ArtifactError, load_artifact, write_weights
 from services.classifier.conversions import classification_to_proto, intent_to_proto
-from services.classifier.model import ClassifierModel
-from services.classifier.reference_tokenizer import count_tokens, default_tokenizer
-from services.classifier.training_data import INTENTS
+from tools.classifier_training.training_data import INTENTS
 
 GSM8K_LIKE = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "

@@ -5,18 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
-from services.classifier.evaluate import REPORTS_DIR, evaluate
-from services.classifier.train import DEFAULT_DATA_DIR
-
-pytestmark = pytest.mark.skipif(
-    not DEFAULT_DATA_DIR.is_dir(), reason=f"shared data not at {DEFAULT_DATA_DIR}"
-)
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
+from tools.classifier_training.evaluate import REPORTS_DIR, evaluate
+from tools.paths import DATA_DIR
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return evaluate(DEFAULT_DATA_DIR, DEFAULT_ARTIFACT_DIR, tmp_path_factory.mktemp("evaluation"))
+    return evaluate(DATA_DIR, DEFAULT_ARTIFACT_DIR, tmp_path_factory.mktemp("evaluation"))
 
 
 def test_committed_report_matches_a_fresh_evaluation(report: dict) -> None:

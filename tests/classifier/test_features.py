@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from services.classifier.features import (
+from core.classifier_model.features import (
     DENSE_FEATURES,
     Featurizer,
     dense_raw,

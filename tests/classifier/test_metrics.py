@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from services.classifier.metrics import apgr, brier_score, cpt, routing_curve
+from tools.classifier_training.metrics import apgr, brier_score, cpt, routing_curve
 
 # Four prompts: weak right on 0 and 3, strong right on 0, 1, 2. Weak quality 0.5, strong 0.75, gap 0.25.
 # Gains of sending each to the strong model: 0, +1, +1, -1.

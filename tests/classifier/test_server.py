@@ -8,11 +8,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR, WEIGHTS
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from quantmesh.common.v1 import common_pb2
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR, WEIGHTS
-from services.common.processes import ServiceProcess, free_port, health_status
-from tests.fixtures.classifier import start_classifier
+from tools.mesh.launch import start_classifier
+from tools.mesh.processes import ServiceProcess, free_port, health_status
 
 CLASSIFY = "/quantmesh.classifier.v1.ClassifierService/Classify"
 CLASSIFY_STREAM = "/quantmesh.classifier.v1.ClassifierService/ClassifyStream"

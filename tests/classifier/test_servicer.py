@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 import pytest
 
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
+from core.classifier_model.model import Classification, ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR
 from services.classifier.conversions import classification_to_proto
-from services.classifier.model import Classification, ClassifierModel
 from services.classifier.servicer import STREAM_MAX_BATCH, STREAM_READ_AHEAD, ClassifierServicer
 
 MAX_TEXT_BYTES = 65_536

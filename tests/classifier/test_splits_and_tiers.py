@@ -6,16 +6,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from services.classifier.splits import stratified_split
-from services.classifier.tiers import (
-    COMPLEX,
-    HARD,
-    SIMPLE,
-    TierThresholds,
-    choose_thresholds,
-    tier_probabilities,
-)
+from core.classifier_model.tiers import TierThresholds, tier_probabilities
+from core.vocabulary import ComplexityTier
+from tools.classifier_training.thresholds import choose_thresholds
+from tools.classifier_training.splits import stratified_split
 
+SIMPLE, COMPLEX, HARD = ComplexityTier.SIMPLE, ComplexityTier.COMPLEX, ComplexityTier.HARD
 ITEMS = [(f"text {i}", i % 3 == 0) for i in range(300)]
 
 

@@ -5,19 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from services.classifier import data
-from services.classifier.intent_templates import TEMPLATE_SPLITS, TEMPLATES
-from services.classifier.train import DEFAULT_DATA_DIR
-from services.classifier.training_data import build_training_sets, load_traffic, routed_prompt_intent
-
-pytestmark = pytest.mark.skipif(
-    not DEFAULT_DATA_DIR.is_dir(), reason=f"shared data not at {DEFAULT_DATA_DIR}"
-)
+from tools.classifier_training import data
+from tools.classifier_training.intent_templates import TEMPLATE_SPLITS, TEMPLATES
+from tools.classifier_training.training_data import build_training_sets, load_traffic, routed_prompt_intent
+from tools.paths import DATA_DIR
 
 
 @pytest.fixture(scope="module")
 def sets():
-    return build_training_sets(DEFAULT_DATA_DIR, 20240601)
+    return build_training_sets(DATA_DIR, 20240601)
 
 
 def test_needs_strong_label() -> None:
@@ -31,18 +27,18 @@ def test_needs_strong_label() -> None:
 
 
 def test_contaminated_prompts_are_dropped() -> None:
-    folder = DEFAULT_DATA_DIR / "routellm"
+    folder = DATA_DIR / "routellm"
     for loader, path in (
         (data.load_gsm8k, folder / "gsm8k" / "contaminated_prompts.jsonl"),
         (data.load_mmlu, folder / "mmlu_contaminated_prompts.jsonl"),
     ):
         contaminated = {json.loads(line)["eval_prompt"].strip() for line in path.read_text().splitlines()}
-        kept = {p.prompt.strip() for p in loader(DEFAULT_DATA_DIR)}
+        kept = {p.prompt.strip() for p in loader(DATA_DIR)}
         assert contaminated and not contaminated & kept
 
 
 def test_gsm8k_label_rate_matches_the_data_readme() -> None:
-    prompts = data.load_gsm8k(DEFAULT_DATA_DIR)
+    prompts = data.load_gsm8k(DATA_DIR)
     assert sum(p.needs_strong for p in prompts) / len(prompts) == pytest.approx(0.290, abs=0.01)
 
 

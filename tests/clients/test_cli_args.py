@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from clients.cli import _sample_with_overrides, build_parser, requirements_from
-from clients.mesh_config import SampleConfig
-from clients.messages import RoutingMode
+from core.vocabulary import RoutingMode
+from tools.mesh.mesh_config import SampleConfig
 
 
 def test_global_options_work_before_and_after_the_command() -> None:

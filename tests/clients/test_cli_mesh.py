@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.mesh import MeshEndpoints
 from tests.fixtures.worker import engine_executors, paced_engine, suspended, worker_load
+from tools.mesh.mesh import MeshEndpoints
 
 pytestmark = pytest.mark.vllm
 

@@ -10,7 +10,7 @@ import time
 
 from grpc_health.v1 import health_pb2
 
-from services.common.processes import free_port, health_status
+from tools.mesh.processes import free_port, health_status
 
 
 def test_serve_classifier_reports_serving_and_drains_on_sigterm() -> None:

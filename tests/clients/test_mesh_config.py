@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from clients.mesh import build_profile_document
-from clients.mesh_config import REPO_ROOT, load_mesh_config
-from services.router.profiles import derived_cost_per_1m_tokens_usd
+from core.profiles import derived_cost_per_1m_tokens_usd
+from tools.mesh.mesh import build_profile_document
+from tools.mesh.mesh_config import load_mesh_config
+from tools.paths import REPO_ROOT
 
 MESH_DIR = REPO_ROOT / "deploy" / "mesh"
 

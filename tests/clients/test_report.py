@@ -6,17 +6,9 @@ import json
 
 import pytest
 
-from clients.messages import (
-    Candidate,
-    FinishReason,
-    GenerationSummary,
-    Pair,
-    Quantization,
-    RouteDecision,
-    RouteOutcome,
-    Usage,
-)
-from clients.report import PromptResult, most_accurate_pair, result_record, summarize
+from clients.messages import Candidate, GenerationSummary, Pair, RouteDecision, Usage
+from core.vocabulary import FinishReason, Quantization, RouteOutcome
+from tools.mesh.report import PromptResult, most_accurate_pair, result_record, summarize
 
 SMALL = Pair("tiny-s", Quantization.NONE)
 LARGE = Pair("tiny-m", Quantization.NONE)

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from clients.errors import (
+from clients.messages import GenerationSummary, Requirements, RouteDecision, TokenChunk
+from clients.sdk import AsyncQuantmeshClient, QuantmeshClient, service_config
+from core.errors import (
     CancelledError,
     InvalidArgumentError,
     ResourceExhaustedError,
     UnavailableError,
 )
-from clients.messages import GenerationSummary, Requirements, RouteDecision, TokenChunk
-from clients.sdk import AsyncQuantmeshClient, QuantmeshClient, service_config
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 

@@ -8,33 +8,35 @@ from pathlib import Path
 
 import pytest
 
-from clients.errors import (
+from clients.messages import (
+    ChatMessage,
+    GenerationSummary,
+    Pair,
+    Requirements,
+    RouteDecision,
+    Sampling,
+    TokenChunk,
+)
+from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
+from core.errors import (
     AbortedError,
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
     UnavailableError,
 )
-from clients.mesh import MeshEndpoints
-from clients.messages import (
-    ChatMessage,
+from core.vocabulary import (
     ChatRole,
     ComplexityTier,
-    GenerationSummary,
-    Pair,
     ProfileSource,
     Quantization,
     RejectionReason,
-    Requirements,
-    RouteDecision,
     RouteOutcome,
-    Sampling,
-    TokenChunk,
 )
-from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
-from services.common.processes import health_status
 from tests.fixtures.router import start_router
 from tests.fixtures.worker import worker_load
+from tools.mesh.mesh import MeshEndpoints
+from tools.mesh.processes import health_status
 
 pytestmark = pytest.mark.vllm
 

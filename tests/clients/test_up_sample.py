@@ -2,7 +2,7 @@
 
 To share the session's two vLLM engines (start-up is minutes on this 2-core box), the config is
 `deploy/mesh/local.yaml` with each worker given as an already running address (the `mesh` fixture's workers, started by
-the same `clients.mesh.Mesh` code); `up` starts its own Redis, Classifier and Router, seeds the profiles through the
+the same `tools.mesh.mesh.Mesh` code); `up` starts its own Redis, Classifier and Router, seeds the profiles through the
 router, runs the sample, stops what it started (and only that), and exits 0.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clients.mesh import MeshEndpoints
-from clients.mesh_config import derived_profile_fields
-from services.common.processes import health_status
 from tests.fixtures.mesh import LOCAL_MESH_CONFIG
 from tests.fixtures.worker import worker_load
+from tools.mesh.mesh import MeshEndpoints
+from tools.mesh.mesh_config import derived_profile_fields
+from tools.mesh.processes import health_status
 
 pytestmark = pytest.mark.vllm
 

@@ -23,10 +23,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from services.classifier.server import create_server
 from services.classifier.settings import ClassifierSettings
-from tests.fixtures.classifier import start_classifier
+from tools.mesh.launch import start_classifier
+from tools.paths import REPO_ROOT
 
 SERVICE = "quantmesh.classifier.v1.ClassifierService"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _health(address: str, service: str) -> int:

@@ -289,7 +289,7 @@ def test_metrics_port_is_a_setting():
 
 def test_reprofiling_arguments_parse_with_the_cli(rendered_overlays):
     from clients import cli
-    from services.profiler.cli import build_parser as profiler_parser
+    from tools.profiler.cli import build_parser as profiler_parser
 
     commands = next(a for a in cli.build_parser()._actions if a.dest == "command").choices
     assert "profile" in commands

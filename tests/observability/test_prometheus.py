@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common.processes import free_port
 from tests.fixtures.observability import SLOW, VLLM, ObservedMesh, generate, wait_for
+from tools.mesh.processes import free_port
 
 pytestmark = pytest.mark.vllm
 

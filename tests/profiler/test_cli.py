@@ -13,14 +13,14 @@ from pathlib import Path
 import grpc
 import pytest
 
+from core.profiles import parse_profile_document
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
-from services.common.processes import free_port
-from services.profiler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from services.router.profile_store import ProfileStore, connect
-from services.router.profiles import parse_profile_document
 from tests.fixtures.profiler import tiny_eval_lines
-from tests.fixtures.worker import WorkerProcess, start_worker
 from tests.router.helpers import document, pair_dict
+from tools.mesh.launch import WorkerProcess, start_worker
+from tools.mesh.processes import free_port
+from tools.profiler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 SYNTHETIC_TOKENS_PER_S = 200.0
 

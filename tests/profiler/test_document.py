@@ -6,13 +6,14 @@ import datetime as dt
 
 import pytest
 
-from services.profiler.derived import cost_per_1m_tokens_usd, recommended_max_model_len, tokenization_ratio
-from services.profiler.document import GIB, pair_figures, profile_document
-from services.profiler.eval_set import EvalItem
-from services.profiler.measurement import ItemResult, PairMeasurement, WorkerFacts
-from services.profiler.scoring import score
-from services.profiler.stats import RequestTrace, summarize_level
-from services.router.profiles import Intent, ProfileDocument, Quantization, parse_profile_document
+from core.profiles import ProfileDocument, parse_profile_document
+from core.vocabulary import Quantization, TaskIntent
+from tools.profiler.derived import cost_per_1m_tokens_usd, recommended_max_model_len, tokenization_ratio
+from tools.profiler.document import GIB, pair_figures, profile_document
+from tools.profiler.eval_set import EvalItem
+from tools.profiler.measurement import ItemResult, PairMeasurement, WorkerFacts
+from tools.profiler.scoring import score
+from tools.profiler.stats import RequestTrace, summarize_level
 
 FACTS = WorkerFacts(max_model_len=4096, kv_cache_capacity_tokens=100_000, memory_used_bytes=3 * GIB,
                     memory_total_bytes=24 * GIB, device="NVIDIA L4", engine_version="vllm 0.32.0", tokenizer="/m")
@@ -76,7 +77,7 @@ def test_pair_figures_map_measurements_to_the_profile() -> None:
     assert profile.cost_per_1m_tokens_usd == pytest.approx(1.0 / (two.output_tokens_per_s * 3600) * 1e6)
     assert (profile.accuracy_by_tier.simple, profile.accuracy_by_tier.complex, profile.accuracy_by_tier.hard) == (
         0.5, 1.0, 0.0)
-    assert profile.accuracy_by_intent == {Intent.MATH: 0.5, Intent.CHAT: 0.5}
+    assert profile.accuracy_by_intent == {TaskIntent.MATH: 0.5, TaskIntent.CHAT: 0.5}
     assert profile.tokenization_ratio == pytest.approx((12 + 14 + 11) / 30)  # the refused item has no count
     assert profile.gpu_memory_gib == pytest.approx(3.0) and profile.max_model_len == 4096
     assert figures.refused_items == 1
@@ -103,7 +104,7 @@ def test_duplicate_pairs_are_refused_by_the_schema() -> None:
 
 
 def test_max_model_len_advice() -> None:
-    from services.profiler.report import max_model_len_advice
+    from tools.profiler.report import max_model_len_advice
 
     items = [item(0, "simple", "math", "4"), item(1, "complex", "math", "4"), item(2, "hard", "math", "4")]
     figures = pair_figures(measurement([result(i, "4", 5) for i in items]), 1.0)  # contexts of 105 tokens

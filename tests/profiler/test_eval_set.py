@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.profiler.eval_set import EvalSetError, Scorer, load_eval_set, parse_eval_lines
-from services.router.profiles import Intent, Tier
+from core.vocabulary import ComplexityTier, TaskIntent
+from tools.profiler.eval_set import EvalSetError, Scorer, load_eval_set, parse_eval_lines
 
 GOOD = {"prompt": "What is 2+2?", "tier": "simple", "intent": "math", "scorer": "numeric", "expected": 4}
 
@@ -27,7 +27,7 @@ def test_valid_items_and_defaults() -> None:
         line(scorer="regex", pattern=r"\d+", expected=None),
     ])
     assert [item.id for item in items] == ["a", "line-3", "line-4", "line-5"]
-    assert items[0].expected_number == 4.0 and items[0].tier is Tier.SIMPLE and items[0].intent is Intent.MATH
+    assert items[0].expected_number == 4.0 and items[0].tier is ComplexityTier.SIMPLE and items[0].intent is TaskIntent.MATH
     assert items[1].scorer is Scorer.EXACT_MATCH and items[1].reference_text == "Capital of France?"
     assert items[2].max_output_tokens == 4
 
@@ -79,5 +79,5 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_shipped_sample_parses_and_covers_every_tier() -> None:
     path = Path(__file__).resolve().parents[2] / "deploy" / "profiler" / "eval-sample.jsonl"
     items = load_eval_set(path)
-    assert {item.tier for item in items} == set(Tier)
+    assert {item.tier for item in items} == set(ComplexityTier)
     assert {item.scorer for item in items} >= {Scorer.NUMERIC, Scorer.MULTIPLE_CHOICE, Scorer.EXACT_MATCH}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.classifier.reference_tokenizer import ReferenceTokenizer
-from services.profiler.eval_set import EvalItem
-from services.profiler.load_prompts import from_eval_set, synthetic
+from core.classifier_model.reference_tokenizer import ReferenceTokenizer
+from tools.profiler.eval_set import EvalItem
+from tools.profiler.load_prompts import from_eval_set, synthetic
 
 TEXT = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
         "friends every day with four. How much does she make every day at the farmers' market?")

@@ -18,16 +18,16 @@ import grpc
 import pytest
 from tokenizers import Tokenizer
 
+from core.classifier_model.reference_tokenizer import ReferenceTokenizer
+from core.profiles import derived_cost_per_1m_tokens_usd, parse_profile_document
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
-from services.classifier.reference_tokenizer import ReferenceTokenizer
-from services.profiler.cli import EXIT_OK, main
-from services.profiler.derived import recommended_max_model_len
-from services.profiler.eval_set import load_eval_set
 from services.router.profile_store import ProfileStore, connect
-from services.router.profiles import derived_cost_per_1m_tokens_usd, parse_profile_document
 from tests.fixtures.profiler import tiny_eval_lines
-from tests.fixtures.worker import WorkerProcess
 from tests.router.helpers import document, pair_dict
+from tools.mesh.launch import WorkerProcess
+from tools.profiler.cli import EXIT_OK, main
+from tools.profiler.derived import recommended_max_model_len
+from tools.profiler.eval_set import load_eval_set
 
 pytestmark = pytest.mark.vllm
 

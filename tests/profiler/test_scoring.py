@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.profiler.eval_set import EvalItem
-from services.profiler.scoring import extract_choice, extract_number, normalize_answer, score
+from tools.profiler.eval_set import EvalItem
+from tools.profiler.scoring import extract_choice, extract_number, normalize_answer, score
 
 
 def item(**fields) -> EvalItem:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.profiler.stats import Distribution, RequestTrace, percentile, saturation, summarize_level
+from tools.profiler.stats import Distribution, RequestTrace, percentile, saturation, summarize_level
 
 
 class TestPercentile:

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clients.errors import QuantmeshError, ResourceExhaustedError
 from clients.messages import GenerationSummary, Requirements, RouteDecision, Sampling, TokenChunk
 from clients.sdk import AsyncQuantmeshClient
+from core.errors import QuantmeshError, ResourceExhaustedError
 
 RESULTS_DIR = Path(__file__).parent / "results"
 # Statuses a caller can act on: the request ended cleanly, just not with tokens.

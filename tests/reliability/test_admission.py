@@ -5,23 +5,22 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.common.errors import ResourceExhausted
+from core.errors import ResourceExhaustedError
+from core.vocabulary import ComplexityTier, RouteOutcome, TaskIntent
 from services.router.admission import RETRY_AFTER_KEY, check_admission
 from services.router.policy import (
     LoadSnapshot,
-    Outcome,
     PolicyConfig,
     QueryClassification,
     RoutingRequest,
     WorkerState,
     decide,
 )
-from services.router.profiles import Intent, Tier
 from services.worker.admission import WorkerAdmission
 from tests.router.helpers import document, pair_dict
 
 CONFIG = PolicyConfig()
-QUERY = QueryClassification(tier=Tier.SIMPLE, intent=Intent.CHAT, numeric_token_share=0.0,
+QUERY = QueryClassification(tier=ComplexityTier.SIMPLE, intent=TaskIntent.CHAT, numeric_token_share=0.0,
                             reference_input_tokens=20)
 # Idle: 10 ms TTFT + 15 x 10 ms ITL = 160 ms for 16 output tokens; each running stream costs 1000/300 ms per token.
 PAIR_A = pair_dict("a", "127.0.0.1:1", throughput_tokens_per_s=300.0, ttft_p50_ms=10.0, itl_p50_ms=10.0)
@@ -38,20 +37,20 @@ def decision(budget_ms: float, running: dict[str, int], max_output_tokens: int =
 
 
 def test_router_admits_a_routed_request() -> None:
-    assert decision(500.0, {"a": 0, "b": 0}).outcome is Outcome.ROUTED
+    assert decision(500.0, {"a": 0, "b": 0}).outcome is RouteOutcome.ROUTED
     assert check_admission(decision(500.0, {"a": 0, "b": 0}), 16, CONFIG.kv_cache_saturation_fraction) is None
 
 
 def test_router_refuses_when_load_alone_makes_every_pair_late() -> None:
     # 20 running streams: ITL = 21 x 1000/300 = 70 ms, 10 + 15 x 70 = 1060 ms > 500 ms; idle it would be 160 ms.
     loaded = decision(500.0, {"a": 20, "b": 29})
-    assert loaded.outcome is Outcome.FALLBACK
+    assert loaded.outcome is RouteOutcome.FALLBACK
     refusal = check_admission(loaded, 16, CONFIG.kv_cache_saturation_fraction)
     assert refusal is not None
     # The hint is the smaller excess: pair a (1060 - 500 = 560 ms) beats pair b (10 + 15 x 100 - 500 = 1010 ms).
     assert refusal.retry_after_ms == 560
     error = refusal.error()
-    assert isinstance(error, ResourceExhausted) and error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert isinstance(error, ResourceExhaustedError) and error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.trailing_metadata == ((RETRY_AFTER_KEY, "560"),)
     assert "b/none" in error.message or "a/none" in error.message
 
@@ -59,7 +58,7 @@ def test_router_refuses_when_load_alone_makes_every_pair_late() -> None:
 def test_router_keeps_the_fallback_for_a_budget_no_idle_pair_meets() -> None:
     # 100 ms < the idle 160 ms: not overload, the caller asked for the impossible; the flagged fallback serves it.
     infeasible = decision(100.0, {"a": 0, "b": 0})
-    assert infeasible.outcome is Outcome.FALLBACK
+    assert infeasible.outcome is RouteOutcome.FALLBACK
     assert check_admission(infeasible, 16, CONFIG.kv_cache_saturation_fraction) is None
 
 
@@ -92,7 +91,7 @@ def test_worker_predicts_from_measured_ttft_and_itl() -> None:
 def test_worker_refuses_what_the_deadline_cannot_cover_with_a_retry_hint() -> None:
     clock = FakeClock()
     admission = busy_worker(clock)
-    with pytest.raises(ResourceExhausted) as refused:
+    with pytest.raises(ResourceExhaustedError) as refused:
         admission.admit("late", 21, time_remaining_s=0.5)  # predicted 1.2 s
     assert refused.value.trailing_metadata == (("retry-after-ms", "700"),)
     assert admission.in_flight == 1  # the refused request is not tracked

@@ -24,9 +24,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from clients.credentials import TlsOptions
-from clients.errors import QuantmeshError
 from clients.messages import Requirements
 from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
+from core.errors import QuantmeshError
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.common.auth import token_digest
 from services.common.certs import issue, make_ca, make_local_pki

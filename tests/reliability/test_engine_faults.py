@@ -19,14 +19,15 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.messages import Requirements, RouteOutcome, Sampling
+from clients.messages import Requirements, Sampling
 from clients.sdk import AsyncQuantmeshClient
-from services.worker.tiny_model import build_tiny_model
+from core.vocabulary import RouteOutcome
 from tests.fixtures.reliability import LocalMesh
-from tests.fixtures.worker import MODEL_CACHE_DIR
 from tests.reliability.accounting import RequestOutcome, ScenarioResult, run_generate
 from tests.reliability.meshes import vllm_worker
 from tests.reliability.traffic import reconnected, until
+from tools.paths import MODEL_CACHE_DIR
+from tools.tiny_model.build import build_tiny_model
 
 pytestmark = pytest.mark.vllm
 

@@ -22,8 +22,9 @@ import time
 import grpc
 import pytest
 
-from clients.messages import RejectionReason, Requirements
+from clients.messages import Requirements
 from clients.sdk import AsyncQuantmeshClient
+from core.vocabulary import RejectionReason
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from tests.fixtures.reliability import LocalMesh, environment_flag
 from tests.reliability.accounting import RequestOutcome, ScenarioResult, check_tokens, run_generate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from services.router.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
+from core.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
 
 MEASURED_AT = "2025-01-01T00:00:00Z"
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from core.vocabulary import ComplexityTier, Quantization, RejectionReason, RoutingMode, TaskIntent
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
 from services.router import convert
-from services.router.policy import (
-    PolicyConfig,
-    QueryClassification,
-    RejectionReason,
-    RoutingMode,
-    RoutingRequest,
-    WorkerState,
-    decide,
-)
-from services.router.profiles import Intent, Quantization, Tier
+from services.router.policy import PolicyConfig, QueryClassification, RoutingRequest, WorkerState, decide
 from tests.router.helpers import document, pair_dict
 
 
@@ -25,8 +17,8 @@ def test_every_enum_value_maps_both_ways() -> None:
     for quantization in Quantization:
         assert convert.quantization_from_proto(convert.quantization_to_proto(quantization)) is quantization
     assert convert.quantization_from_proto(common_pb2.QUANTIZATION_UNSPECIFIED) is None
-    for tier in Tier:
-        for intent in Intent:
+    for tier in ComplexityTier:
+        for intent in TaskIntent:
             query = QueryClassification(tier=tier, intent=intent, numeric_token_share=0.25,
                                         reference_input_tokens=12)
             assert convert.classification_from_proto(convert.classification_to_proto(query, "v")) == query
@@ -34,7 +26,7 @@ def test_every_enum_value_maps_both_ways() -> None:
 
 def test_unspecified_tier_is_taken_as_hard() -> None:
     query = convert.classification_from_proto(classifier_pb2.Classification(estimated_input_tokens=3))
-    assert query.tier is Tier.HARD and query.intent is None
+    assert query.tier is ComplexityTier.HARD and query.intent is None
 
 
 def test_chat_is_rendered_for_the_classifier_and_passed_to_the_worker() -> None:
@@ -61,7 +53,7 @@ def test_requirements_mode_defaults_to_interactive() -> None:
 
 def test_decision_carries_every_candidate_with_reasons() -> None:
     doc = document(pair_dict("a", "127.0.0.1:1", accuracy=(0.2, 0.2, 0.2)), pair_dict("b", "127.0.0.1:2"))
-    query = QueryClassification(Tier.SIMPLE, Intent.CHAT, 0.0, 10)
+    query = QueryClassification(ComplexityTier.SIMPLE, TaskIntent.CHAT, 0.0, 10)
     decision = decide(RoutingRequest(max_output_tokens=4, budget_ms=1000.0, required_accuracy=0.5), query, doc,
                       {pair.key: WorkerState(healthy=True) for pair in doc.pairs}, PolicyConfig())
     message = convert.decision_to_proto(decision, "rid", convert.classification_to_proto(query, "v"), False)

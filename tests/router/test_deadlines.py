@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.common.errors import DeadlineExceeded
+from core.errors import DeadlineExceededError
 from services.router.deadlines import Deadline, RetryPolicy, effective_budget_ms
 
 
@@ -24,7 +24,7 @@ def test_worker_gets_what_is_left_minus_the_margin() -> None:
     assert deadline.remaining_ms() == pytest.approx(200.0)
     assert deadline.worker_timeout_s(margin_ms=20.0) == pytest.approx(0.18)
     now[0] += 0.19
-    with pytest.raises(DeadlineExceeded, match="budget exhausted"):
+    with pytest.raises(DeadlineExceededError, match="budget exhausted"):
         deadline.worker_timeout_s(margin_ms=20.0)
 
 

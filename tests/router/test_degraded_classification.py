@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from core.vocabulary import ComplexityTier, TaskIntent
 from services.router.degraded_classification import classify_degraded, numeric_token_share
-from services.router.profiles import Intent, Tier
 
 
 @pytest.mark.parametrize(("text", "tier", "intent"), [
-    ("Hello, how are you today?", Tier.SIMPLE, Intent.CHAT),
-    ("What is the capital of France?", Tier.SIMPLE, Intent.QUESTION_ANSWERING),
-    ("Prove that there are infinitely many primes.", Tier.HARD, Intent.OTHER),
-    ("Explain the difference between TCP and UDP.", Tier.COMPLEX, Intent.OTHER),
-    ("Fix this bug:\n```python\ndef f(x):\n    return x +\n```", Tier.COMPLEX, Intent.CODE),
-    ("Summarize: " + "the meeting was long. " * 150, Tier.HARD, Intent.SUMMARIZATION),
-    ("Calculate 1234 * 5678 + 91011 - 1213", Tier.COMPLEX, Intent.MATH),
+    ("Hello, how are you today?", ComplexityTier.SIMPLE, TaskIntent.CHAT),
+    ("What is the capital of France?", ComplexityTier.SIMPLE, TaskIntent.QUESTION_ANSWERING),
+    ("Prove that there are infinitely many primes.", ComplexityTier.HARD, TaskIntent.OTHER),
+    ("Explain the difference between TCP and UDP.", ComplexityTier.COMPLEX, TaskIntent.OTHER),
+    ("Fix this bug:\n```python\ndef f(x):\n    return x +\n```", ComplexityTier.COMPLEX, TaskIntent.CODE),
+    ("Summarize: " + "the meeting was long. " * 150, ComplexityTier.HARD, TaskIntent.SUMMARIZATION),
+    ("Calculate 1234 * 5678 + 91011 - 1213", ComplexityTier.COMPLEX, TaskIntent.MATH),
 ])
-def test_rules(text: str, tier: Tier, intent: Intent) -> None:
+def test_rules(text: str, tier: ComplexityTier, intent: TaskIntent) -> None:
     result = classify_degraded(text)
     assert (result.tier, result.intent) == (tier, intent)
 

@@ -10,13 +10,13 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR, MANIFEST, TOKENIZER, WEIGHTS
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
-from services.classifier.artifact import DEFAULT_ARTIFACT_DIR, MANIFEST, TOKENIZER, WEIGHTS
-from services.common.processes import free_port
 from services.router.classifiers import INLINE_MAX_TEXT_CHARS
 from services.router.settings import RouterSettings
 from tests.router.helpers import document, pair_dict
+from tools.mesh.processes import free_port
 
 REQUIREMENTS = router_pb2.RoutingRequirements(max_output_tokens=16, latency_budget_ms=2000)
 

@@ -6,22 +6,26 @@ import random
 
 import pytest
 
+from core.vocabulary import (
+    ComplexityTier,
+    Quantization,
+    RejectionReason,
+    RouteOutcome,
+    RoutingMode,
+    TaskIntent,
+)
 from services.router.circuit_breaker import CircuitState
 from services.router.policy import (
     DEFAULT_WEIGHTS,
     LoadSnapshot,
-    Outcome,
     PolicyConfig,
     QueryClassification,
     RejectedStatus,
-    RejectionReason,
-    RoutingMode,
     RoutingRequest,
     WorkerState,
     decide,
     predict_latency_ms,
 )
-from services.router.profiles import Intent, Quantization, Tier
 from tests.router.helpers import document, pair_dict
 
 CONFIG = PolicyConfig()
@@ -36,7 +40,7 @@ LARGE = pair_dict("large", "127.0.0.1:1002", quantization="none", price_per_hour
                   accuracy=(0.95, 0.9, 0.85))
 
 
-def query(tier: Tier = Tier.SIMPLE, intent: Intent | None = Intent.QUESTION_ANSWERING, numeric: float = 0.0,
+def query(tier: ComplexityTier = ComplexityTier.SIMPLE, intent: TaskIntent | None = TaskIntent.QUESTION_ANSWERING, numeric: float = 0.0,
           tokens: int = 50) -> QueryClassification:
     return QueryClassification(tier=tier, intent=intent, numeric_token_share=numeric, reference_input_tokens=tokens)
 
@@ -66,13 +70,13 @@ def test_latency_budget_rejects_with_predicted_figures() -> None:
     assert reasons(decision, "large") == {RejectionReason.LATENCY_BUDGET}
     detail = candidate(decision, "large").rejections[0].detail
     assert "628.0 ms" in detail and "300.0 ms" in detail
-    assert decision.outcome is Outcome.ROUTED and decision.chosen.pair.model_id == "small"
+    assert decision.outcome is RouteOutcome.ROUTED and decision.chosen.pair.model_id == "small"
 
 
 def test_accuracy_for_the_query_tier_changes_the_choice() -> None:
     doc = document(SMALL, LARGE)
-    simple = decide(request(required_accuracy=0.8), query(Tier.SIMPLE), doc, all_healthy(doc), CONFIG)
-    hard = decide(request(required_accuracy=0.8), query(Tier.HARD), doc, all_healthy(doc), CONFIG)
+    simple = decide(request(required_accuracy=0.8), query(ComplexityTier.SIMPLE), doc, all_healthy(doc), CONFIG)
+    hard = decide(request(required_accuracy=0.8), query(ComplexityTier.HARD), doc, all_healthy(doc), CONFIG)
     assert simple.chosen.pair.model_id == "small"
     assert hard.chosen.pair.model_id == "large"
     assert reasons(hard, "small") == {RejectionReason.ACCURACY}
@@ -83,11 +87,11 @@ def test_accuracy_for_the_query_tier_changes_the_choice() -> None:
 def test_intent_accuracy_lowers_the_tier_accuracy_where_measured() -> None:
     large_bad_at_math = {**LARGE, "accuracy_by_intent": {"math": 0.5}}
     doc = document(SMALL, large_bad_at_math)
-    math_query = decide(request(required_accuracy=0.8), query(Tier.HARD, Intent.MATH), doc, all_healthy(doc),
+    math_query = decide(request(required_accuracy=0.8), query(ComplexityTier.HARD, TaskIntent.MATH), doc, all_healthy(doc),
                         CONFIG)
     assert reasons(math_query, "large") == {RejectionReason.ACCURACY}
     assert "hard/math" in candidate(math_query, "large").rejections[0].detail
-    code_query = decide(request(required_accuracy=0.8), query(Tier.HARD, Intent.CODE), doc, all_healthy(doc),
+    code_query = decide(request(required_accuracy=0.8), query(ComplexityTier.HARD, TaskIntent.CODE), doc, all_healthy(doc),
                         CONFIG)
     assert code_query.chosen.pair.model_id == "large"  # intent not measured: the tier's figure stands
 
@@ -118,7 +122,7 @@ def test_unhealthy_and_unknown_workers_are_rejected() -> None:
     decision = decide(request(), query(), doc, workers, CONFIG)
     assert reasons(decision, "small") == {RejectionReason.UNHEALTHY}
     assert reasons(decision, "large") == {RejectionReason.UNHEALTHY}
-    assert decision.outcome is Outcome.REJECTED
+    assert decision.outcome is RouteOutcome.REJECTED
     assert decision.rejected_status is RejectedStatus.NO_HEALTHY_PAIR
 
 
@@ -234,8 +238,8 @@ def test_fallback_is_the_most_accurate_healthy_pair_and_is_flagged() -> None:
     doc = document(SMALL, LARGE, best_but_down)
     workers = all_healthy(doc)
     workers[doc.pairs[2].key] = WorkerState(healthy=False)
-    decision = decide(request(budget_ms=5.0), query(Tier.HARD), doc, workers, CONFIG)
-    assert decision.outcome is Outcome.FALLBACK
+    decision = decide(request(budget_ms=5.0), query(ComplexityTier.HARD), doc, workers, CONFIG)
+    assert decision.outcome is RouteOutcome.FALLBACK
     assert decision.chosen.pair.model_id == "large"
     assert "fallback" in decision.reason
     assert all(not c.eligible for c in decision.candidates)
@@ -244,14 +248,14 @@ def test_fallback_is_the_most_accurate_healthy_pair_and_is_flagged() -> None:
 
 def test_fallback_follows_the_profiles_not_a_hard_coded_endpoint() -> None:
     doc = document({**SMALL, "accuracy_by_tier": {"simple": 0.9, "complex": 0.9, "hard": 0.99}}, LARGE)
-    decision = decide(request(budget_ms=5.0), query(Tier.HARD), doc, all_healthy(doc), CONFIG)
-    assert decision.outcome is Outcome.FALLBACK and decision.chosen.pair.model_id == "small"
+    decision = decide(request(budget_ms=5.0), query(ComplexityTier.HARD), doc, all_healthy(doc), CONFIG)
+    assert decision.outcome is RouteOutcome.FALLBACK and decision.chosen.pair.model_id == "small"
 
 
 def test_prompt_too_long_for_every_healthy_pair_is_rejected_as_context() -> None:
     doc = document(pair_dict("a", "127.0.0.1:1012", max_model_len=256), pair_dict("b", "127.0.0.1:1013",
                                                                                   max_model_len=512))
     decision = decide(request(), query(tokens=1000), doc, all_healthy(doc), CONFIG)
-    assert decision.outcome is Outcome.REJECTED
+    assert decision.outcome is RouteOutcome.REJECTED
     assert decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG
     assert decision.chosen is None

@@ -8,15 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.common.errors import Aborted, Unavailable
-from services.router.profile_store import (
-    ActiveProfiles,
-    ProfileFollower,
-    ProfileSource,
-    ProfileStore,
-    connect,
-)
-from services.router.profiles import ProfileDocument
+from core.errors import AbortedError, UnavailableError
+from core.profiles import ProfileDocument
+from core.vocabulary import ProfileSource
+from services.router.profile_store import ActiveProfiles, ProfileFollower, ProfileStore, connect
 from tests.fixtures.redis import RedisServer
 from tests.router.helpers import document, pair_dict
 
@@ -50,7 +45,7 @@ async def test_publish_assigns_increasing_versions_and_read_validates(store: Pro
 
 async def test_expected_version_mismatch_aborts_and_changes_nothing(store: ProfileStore) -> None:
     await store.publish(V1)
-    with pytest.raises(Aborted, match="expected_version: 7 is stale, the current version is 1"):
+    with pytest.raises(AbortedError, match="expected_version: 7 is stale, the current version is 1"):
         await store.publish(V2, expected_version=7)
     assert (await store.read()).version == 1
     assert (await store.publish(V2, expected_version=1)).version == 2
@@ -61,7 +56,7 @@ async def test_concurrent_publishes_with_the_same_expected_version_one_wins(stor
     results = await asyncio.gather(*(store.publish(V2, expected_version=1) for _ in range(5)),
                                    return_exceptions=True)
     assert sum(isinstance(r, ProfileDocument) for r in results) == 1
-    assert all(isinstance(r, Aborted) for r in results if not isinstance(r, ProfileDocument))
+    assert all(isinstance(r, AbortedError) for r in results if not isinstance(r, ProfileDocument))
     assert (await store.read()).version == 2
 
 
@@ -104,7 +99,7 @@ async def test_follower_swaps_new_versions_and_survives_a_redis_outage(redis_ser
 
         redis_server.kill()
         await wait_for(lambda: not follower.connected.is_set())
-        with pytest.raises(Unavailable):
+        with pytest.raises(UnavailableError):
             await store.publish(V1)
         await asyncio.sleep(0.5)
         assert active.current.document.version == 2 and len(active.current.document.pairs) == 2

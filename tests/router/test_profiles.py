@@ -7,7 +7,8 @@ import json
 import pydantic
 import pytest
 
-from services.router.profiles import ProfileValidationError, Quantization, parse_profile_document
+from core.profiles import ProfileValidationError, parse_profile_document
+from core.vocabulary import Quantization
 from tests.router.helpers import document_dict, pair_dict
 
 A = pair_dict("model-a", "127.0.0.1:2001", quantization="awq")

@@ -15,9 +15,9 @@ import pytest
 
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
-from services.common.processes import free_port
 from services.router.profile_store import ProfileStore, connect
 from tests.router.helpers import document, document_dict, pair_dict
+from tools.mesh.processes import free_port
 
 REQUIREMENTS = router_pb2.RoutingRequirements(max_output_tokens=16, latency_budget_ms=2000)
 

@@ -21,23 +21,17 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from core.profiles import ProfileDocument
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.router.profile_store import ProfileStore, connect
-from services.router.profiles import ProfileDocument
-from services.worker.tiny_model import build_tiny_model
 from tests.fixtures.router import start_router
-from tests.fixtures.worker import (
-    MODEL_CACHE_DIR,
-    WorkerProcess,
-    engine_executors,
-    paced_engine,
-    start_worker,
-    suspended,
-    worker_load,
-)
+from tests.fixtures.worker import engine_executors, paced_engine, suspended, worker_load
 from tests.router.helpers import document, pair_dict
+from tools.mesh.launch import WorkerProcess, start_worker
+from tools.paths import MODEL_CACHE_DIR
+from tools.tiny_model.build import build_tiny_model
 
 pytestmark = pytest.mark.vllm
 

@@ -7,6 +7,7 @@ import json
 import grpc
 import pytest
 
+from core.errors import PermissionDeniedError, UnauthenticatedError
 from services.common.auth import (
     CallerRegistry,
     Permission,
@@ -14,7 +15,6 @@ from services.common.auth import (
     bearer_token,
     token_digest,
 )
-from services.common.errors import PermissionDenied, Unauthenticated
 
 APP_TOKEN = "app-token-0123456789"
 OPS_TOKEN = "ops-token-0123456789"
@@ -44,11 +44,11 @@ def test_statuses(registry: CallerRegistry) -> None:
     assert authorize(registry, Permission.ROUTE, None, ["other", "batch.internal"]).name == "batch"
     for token, identities in ((None, []), ("", []), ("wrong-token-0123456789", ["batch.internal"]),
                               (None, ["stranger"])):
-        with pytest.raises(Unauthenticated) as refused:
+        with pytest.raises(UnauthenticatedError) as refused:
             authorize(registry, Permission.ROUTE, token, identities)
         assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
     for token, identities in ((APP_TOKEN, []), (None, ["batch.internal"])):
-        with pytest.raises(PermissionDenied) as denied:
+        with pytest.raises(PermissionDeniedError) as denied:
             authorize(registry, Permission.ADMIN, token, identities)
         assert "'admin'" in denied.value.message
 

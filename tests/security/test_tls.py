@@ -10,9 +10,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import ValidationError
 
+from core.errors import InvalidArgumentError
 from services.common import tls
 from services.common.certs import make_ca, make_local_pki
-from services.common.errors import InvalidArgument
 from services.common.limits import validate_prompt_size
 from services.common.settings import ServerSettings
 
@@ -66,6 +66,6 @@ def test_tls_is_off_by_default_and_validated_when_on(tmp_path) -> None:
 
 def test_prompt_size_limit_names_the_field_without_echoing_the_text() -> None:
     validate_prompt_size("é" * 10, 20)
-    with pytest.raises(InvalidArgument) as refused:
+    with pytest.raises(InvalidArgumentError) as refused:
         validate_prompt_size("secret " + "é" * 10, 20)
     assert refused.value.message == "prompt: 27 bytes, over the 20-byte limit"

@@ -10,13 +10,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from services.worker.cpu_affinity import engine_bound_cores
+from tools.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = sorted(os.sched_getaffinity(0))
 pytestmark = pytest.mark.skipif(len(ALLOWED) < 2 or sys.platform != "linux", reason="needs Linux and 2+ cores")
 BOUND_CORE = ALLOWED[-1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.worker.engine import FinishReason, GenerationRequest
+from core.vocabulary import FinishReason
+from services.worker.engine import GenerationRequest
 from services.worker.synthetic_engine import WORDS, SyntheticEngine
 
 

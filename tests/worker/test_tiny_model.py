@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.tiny_model import GOLDEN_FILE, SPEC_FILE, build_tiny_model
+from tools.tiny_model.build import GOLDEN_FILE, SPEC_FILE, build_tiny_model
 
 
 def _digest(path: Path) -> str:

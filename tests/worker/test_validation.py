@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from core.errors import InvalidArgumentError
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2
-from services.common.errors import InvalidArgument
 from services.worker.validation import MAX_STOP_STRINGS, validate_generate_request, validate_prompt_length
 
 MAX_MODEL_LEN = 512
@@ -62,7 +62,7 @@ def test_a_well_formed_request_passes() -> None:
     ],
 )
 def test_bad_input_names_the_field(request_: worker_pb2.GenerateRequest, field: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
+    with pytest.raises(InvalidArgumentError) as caught:
         validate_generate_request(request_, max_model_len=MAX_MODEL_LEN)
     assert caught.value.message.startswith(field), caught.value.message
 
@@ -79,7 +79,7 @@ def test_boundary_values_are_accepted() -> None:
 
 def test_prompt_length_must_leave_room_for_the_output() -> None:
     validate_prompt_length(500, 12, max_model_len=MAX_MODEL_LEN)
-    with pytest.raises(InvalidArgument) as caught:
+    with pytest.raises(InvalidArgumentError) as caught:
         validate_prompt_length(501, 12, max_model_len=MAX_MODEL_LEN)
     assert caught.value.message.startswith("prompt")
     assert "500 prompt tokens fit" in caught.value.message

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2
 from safetensors.torch import load_file, save_file
 
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
-from services.common.processes import health_status
-from tests.fixtures.worker import WORKER_START_TIMEOUT_S, start_worker
+from tools.mesh.launch import WORKER_START_TIMEOUT_S, start_worker
+from tools.mesh.processes import health_status
 
 pytestmark = pytest.mark.vllm
 

@@ -17,14 +17,9 @@ from transformers import AutoTokenizer
 
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
-from services.common.processes import health_status
-from tests.fixtures.worker import (
-    WORKER_START_TIMEOUT_S,
-    WorkerProcess,
-    engine_executors,
-    start_worker,
-    suspended,
-)
+from tests.fixtures.worker import engine_executors, suspended
+from tools.mesh.launch import WORKER_START_TIMEOUT_S, WorkerProcess, start_worker
+from tools.mesh.processes import health_status
 
 pytestmark = pytest.mark.vllm
 

@@ -1,0 +1,1 @@
+"""Training and evaluation of the query classifier (`python -m tools.classifier_training.train`)."""

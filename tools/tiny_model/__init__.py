@@ -1,0 +1,1 @@
+"""The tiny random-weight Llama-architecture models that tests and benchmarks serve where speed matters."""
