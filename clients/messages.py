@@ -11,18 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core import vocabulary
+from core.classification import Classification
 from core.vocabulary import (
     ChatRole,
-    ComplexityTier,
     FinishReason,
     ProfileSource,
     Quantization,
     RejectionReason,
     RouteOutcome,
     RoutingMode,
-    TaskIntent,
 )
-from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
 
@@ -114,41 +112,6 @@ class Sampling:
             if value is not None:
                 setattr(message, name, value)
         return message
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The classifier's view of a query.
-
-    Attributes:
-        tier: Complexity tier.
-        needs_strong_model_probability: P(a small model fails where a large one succeeds), in [0, 1].
-        intent: Task intent.
-        intent_confidence: In [0, 1].
-        numeric_token_share: Share of numeric tokens in the prompt, in [0, 1].
-        estimated_input_tokens: Input tokens under the reference tokenizer.
-        model_version: The classifier model's version.
-    """
-
-    tier: ComplexityTier
-    needs_strong_model_probability: float
-    intent: TaskIntent
-    intent_confidence: float
-    numeric_token_share: float
-    estimated_input_tokens: int
-    model_version: str
-
-    @classmethod
-    def from_proto(cls, message: classifier_pb2.Classification) -> Classification:
-        return cls(
-            tier=vocabulary.from_proto(ComplexityTier, message.tier),
-            needs_strong_model_probability=message.needs_strong_model_probability,
-            intent=vocabulary.from_proto(TaskIntent, message.intent),
-            intent_confidence=message.intent_confidence,
-            numeric_token_share=message.numeric_token_share,
-            estimated_input_tokens=message.estimated_input_tokens,
-            model_version=message.model_version,
-        )
 
 
 @dataclass(frozen=True)

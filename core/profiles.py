@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.vocabulary import ComplexityTier, Quantization, TaskIntent
+from core.vocabulary import ComplexityTier, KnownQuantization, Quantization, TaskIntent
 
 SCHEMA_VERSION = 1
 COST_DERIVATION_TOLERANCE = 0.01  # relative: rounding in the profiler's output, not a different price
@@ -44,7 +44,7 @@ class PairProfile(_Strict):
     """The measured profile of one model-quantization pair, served at `endpoint`."""
 
     model_id: str = Field(min_length=1, max_length=256)
-    quantization: Quantization
+    quantization: KnownQuantization
     endpoint: str = Field(pattern=r"^[^\s:]+:\d{1,5}$", description="host:port of the InferenceWorker.")
     instance_price_per_hour_usd: float = Field(gt=0, description="Price of the instance serving the pair, USD/h.")
     throughput_tokens_per_s: float = Field(gt=0, description="Measured output tokens/s at saturation.")
@@ -62,13 +62,6 @@ class PairProfile(_Strict):
         gt=0, le=10, description="Tokens of this model's tokenizer per token of the reference tokenizer."
     )
     measured_at: dt.datetime
-
-    @field_validator("quantization")
-    @classmethod
-    def _known_quantization(cls, quantization: Quantization) -> Quantization:
-        if quantization is Quantization.UNSPECIFIED:
-            raise ValueError(f"must be one of {', '.join(q.value for q in Quantization.known())}")
-        return quantization
 
     @field_validator("accuracy_by_intent")
     @classmethod

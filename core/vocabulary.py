@@ -9,9 +9,10 @@ from a newer peer can be read (`from_proto` maps unknown numbers to it), and `kn
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Annotated, Self, TypeVar
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from pydantic import AfterValidator
 
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
@@ -23,7 +24,7 @@ class ProtoEnum(StrEnum):
     """Base of the vocabulary's enums: `known()` is every member but UNSPECIFIED, in proto order."""
 
     @classmethod
-    def known(cls: type[_E]) -> tuple[_E, ...]:
+    def known(cls) -> tuple[Self, ...]:
         return tuple(member for member in cls if member.value != UNSPECIFIED)
 
 
@@ -119,6 +120,16 @@ class ProfileSource(ProtoEnum):
     UNSPECIFIED = UNSPECIFIED
     REDIS = "redis"
     STATIC_FILE = "static_file"
+
+
+def _known_quantization(value: Quantization) -> Quantization:
+    if value is Quantization.UNSPECIFIED:
+        raise ValueError(f"must be one of {', '.join(q.value for q in Quantization.known())}")
+    return value
+
+
+KnownQuantization = Annotated[Quantization, AfterValidator(_known_quantization)]
+"""A pydantic field type: a quantization other than UNSPECIFIED (settings, configs and profiles)."""
 
 
 _PROTO_ENUMS: dict[type[ProtoEnum], tuple[EnumTypeWrapper, str]] = {

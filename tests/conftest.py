@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.profiler",
     "tests.fixtures.redis",
     "tests.fixtures.reliability",
+    "tests.fixtures.results",
     "tests.fixtures.router",
     "tests.fixtures.worker",
     "tests.fixtures.observability",  # imports tests.fixtures.worker: after it

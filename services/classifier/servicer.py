@@ -26,7 +26,6 @@ from core.classifier_model.model import ClassifierModel
 from core.errors import InvalidArgumentError, QuantmeshError, UnavailableError
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
-from services.classifier.conversions import classification_to_proto
 from services.classifier.prometheus_metrics import ClassifierMetrics
 from services.classifier.validation import validate_text
 from services.common.method_wrapping import WrappingRegistrar
@@ -117,7 +116,7 @@ class ClassifierServicer:
         assert self._model is not None  # `_text` refused every request when there is no model
         started = time.perf_counter()
         classifications = self._model.classify_batch(texts)
-        messages = [classification_to_proto(classification) for classification in classifications]
+        messages = [classification.to_proto() for classification in classifications]
         seconds = (time.perf_counter() - started) / len(texts)
         for classification in classifications:
             self._metrics.classified(classification.tier, classification.intent, seconds)

@@ -1,7 +1,6 @@
 """Where the router gets a query's classification: the ClassifierService over gRPC, or the same model in process.
 
-Both answer with the proto `Classification` the ClassifierService returns, so the rest of the router does not know
-which one it has. Either raises `ClassificationFailed` when it cannot answer in time; the servicer then uses the
+Both answer with a `core.classification.Classification`, so the rest of the router does not know which one it has. Either raises `ClassificationFailed` when it cannot answer in time; the servicer then uses the
 degraded rules (`degraded_classification`) and flags the decision.
 
 Why embed: on the 2-core benchmark machine a Classify call costs 1-3 ms (a network round trip plus waking the
@@ -17,9 +16,10 @@ from typing import Protocol
 
 import grpc
 
+from core.classification import Classification
 from core.classifier_model.model import ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from services.classifier.conversions import classification_to_proto
+from services.router.convert import classification_from_proto
 
 # Up to this many characters a text is classified on the event loop (about 1 ms at 4,000); longer texts (64 KB: about
 # 15 ms) go to a thread, so that the loop keeps relaying other requests' tokens meanwhile.
@@ -33,7 +33,7 @@ class ClassificationFailed(Exception):
 class QueryClassifier(Protocol):
     """Classifies one query for the router."""
 
-    async def classify(self, text: str, request_id: str, timeout_s: float) -> classifier_pb2.Classification:
+    async def classify(self, text: str, request_id: str, timeout_s: float) -> Classification:
         """The classification of `text` (a non-empty prompt or rendered chat, at most the router's prompt limit).
 
         Raises:
@@ -48,13 +48,13 @@ class RemoteClassifier:
     def __init__(self, stub: classifier_pb2_grpc.ClassifierServiceStub) -> None:
         self._stub = stub
 
-    async def classify(self, text: str, request_id: str, timeout_s: float) -> classifier_pb2.Classification:
+    async def classify(self, text: str, request_id: str, timeout_s: float) -> Classification:
         try:
             response = await self._stub.Classify(classifier_pb2.ClassifyRequest(request_id=request_id, text=text),
                                                  timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise ClassificationFailed(f"{error.code().name}: {error.details()}") from None
-        return response.classification
+        return classification_from_proto(response.classification)
 
 
 class EmbeddedClassifier:
@@ -74,11 +74,11 @@ class EmbeddedClassifier:
     def model_version(self) -> str:
         return self._model.model_version
 
-    async def classify(self, text: str, request_id: str, timeout_s: float) -> classifier_pb2.Classification:
+    async def classify(self, text: str, request_id: str, timeout_s: float) -> Classification:
         if len(text) <= INLINE_MAX_TEXT_CHARS:
-            return classification_to_proto(self._model.classify(text))
+            return self._model.classify(text)
         try:
             classification = await asyncio.wait_for(asyncio.to_thread(self._model.classify, text), timeout_s)
         except TimeoutError:
             raise ClassificationFailed(f"the embedded classifier took longer than {timeout_s * 1000:.0f} ms") from None
-        return classification_to_proto(classification)
+        return classification

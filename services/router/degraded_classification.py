@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import re
 
+from core.classification import Classification
 from core.vocabulary import ComplexityTier, TaskIntent
-from services.router.policy import QueryClassification
 
 HARD_MIN_CHARS = 2000
 COMPLEX_MIN_CHARS = 500
@@ -38,6 +38,8 @@ INTENT_KEYWORDS: tuple[tuple[TaskIntent, tuple[str, ...]], ...] = (
 )
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|[{};]\s*$", re.MULTILINE)
+
+DEGRADED_MODEL_VERSION = "degraded-rules-v1"
 
 
 def numeric_token_share(text: str) -> float:
@@ -64,13 +66,14 @@ def _intent(lowered: str) -> TaskIntent:
     return TaskIntent.QUESTION_ANSWERING if "?" in lowered else TaskIntent.OTHER
 
 
-def classify_degraded(text: str) -> QueryClassification:
+def classify_degraded(text: str) -> Classification:
     """Classifies `text` by the rules above (no I/O, microseconds)."""
     lowered = text.lower()
     share = numeric_token_share(text)
-    return QueryClassification(
+    return Classification(
         tier=_tier(text, lowered, share),
         intent=_intent(lowered),
         numeric_token_share=share,
-        reference_input_tokens=math.ceil(len(text) / 4),
+        estimated_input_tokens=math.ceil(len(text) / 4),
+        model_version=DEGRADED_MODEL_VERSION,
     )

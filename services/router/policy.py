@@ -50,14 +50,13 @@ import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from core.classification import Classification
 from core.profiles import PairProfile, ProfileDocument
 from core.vocabulary import (
-    ComplexityTier,
     Quantization,
     RejectionReason,
     RouteOutcome,
     RoutingMode,
-    TaskIntent,
 )
 from services.router.circuit_breaker import CircuitState
 
@@ -102,23 +101,6 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
-class QueryClassification:
-    """What the router knows of the query (from the classifier, or the degraded rules).
-
-    Attributes:
-        tier: Complexity tier.
-        intent: Task intent, None when unknown.
-        numeric_token_share: Share of numeric tokens, in [0, 1].
-        reference_input_tokens: Input tokens under the reference tokenizer.
-    """
-
-    tier: ComplexityTier
-    intent: TaskIntent | None
-    numeric_token_share: float
-    reference_input_tokens: int
-
-
-@dataclass(frozen=True)
 class RoutingRequest:
     """The request's requirements. `budget_ms` is the effective budget (see `deadlines.effective_budget_ms`)."""
 
@@ -138,8 +120,9 @@ class LoadSnapshot:
 
 
 @dataclass(frozen=True)
-class WorkerState:
-    """Live state of the worker serving one pair. `load` is None when no report has arrived."""
+class WorkerView:
+    """The router's view of the worker serving one pair (its load stream and breaker). `load` is None when no report
+    has arrived."""
 
     healthy: bool
     circuit: CircuitState = CircuitState.CLOSED
@@ -218,11 +201,11 @@ def predict_latency_ms(pair: PairProfile, load: LoadSnapshot | None, max_output_
     return ttft_ms, ttft_ms + itl_ms * max(0, max_output_tokens - 1)
 
 
-def _score(pair: PairProfile, worker: WorkerState, request: RoutingRequest, query: QueryClassification,
+def _score(pair: PairProfile, worker: WorkerView, request: RoutingRequest, query: Classification,
            config: PolicyConfig) -> CandidateScore:
     rejections: list[Rejection] = []
     accuracy = pair.expected_accuracy(query.tier, query.intent)
-    input_tokens = estimated_input_tokens(pair, query.reference_input_tokens)
+    input_tokens = estimated_input_tokens(pair, query.estimated_input_tokens)
     ttft_ms, latency_ms = predict_latency_ms(
         pair, worker.load, request.max_output_tokens, config.kv_cache_saturation_fraction
     )
@@ -288,14 +271,14 @@ def _can_serve(candidate: CandidateScore) -> bool:
         RejectionReason.UNHEALTHY, RejectionReason.CIRCUIT_OPEN, RejectionReason.CONTEXT_LENGTH))
 
 
-def decide(request: RoutingRequest, query: QueryClassification, profiles: ProfileDocument,
-           workers: dict[tuple[str, Quantization], WorkerState], config: PolicyConfig) -> Decision:
+def decide(request: RoutingRequest, query: Classification, profiles: ProfileDocument,
+           workers: dict[tuple[str, Quantization], WorkerView], config: PolicyConfig) -> Decision:
     """Routes one request. A pair with no entry in `workers` is treated as unhealthy.
 
     Returns:
         The `Decision` (never raises for a routable request; REJECTED says why none can serve).
     """
-    unknown = WorkerState(healthy=False)
+    unknown = WorkerView(healthy=False)
     scored = [_score(pair, workers.get(pair.key, unknown), request, query, config) for pair in profiles.pairs]
     max_cost = max(candidate.estimated_cost_usd for candidate in scored)
     weights = config.weights[request.mode]

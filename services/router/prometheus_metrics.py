@@ -39,7 +39,7 @@ from core.profiles import PairProfile
 from core.vocabulary import ComplexityTier, Quantization, RouteOutcome, RoutingMode
 from services.common.metrics import BUDGET_RATIO_BUCKETS, LATENCY_BUCKETS_S
 from services.router.circuit_breaker import CircuitState
-from services.router.policy import CandidateScore, Decision, WorkerState
+from services.router.policy import CandidateScore, Decision, WorkerView
 from services.router.profile_store import LoadedProfiles
 
 _PAIR = ["model", "quantization"]
@@ -195,14 +195,14 @@ class RouterMetrics:
         instruments.estimated_cost.inc(decision.chosen.estimated_cost_usd)
         return GenerateRecord(self, mode, decision.budget_ms)
 
-    def refresh_circuits(self, states: Mapping[tuple[str, Quantization], WorkerState]) -> None:
+    def refresh_circuits(self, states: Mapping[tuple[str, Quantization], WorkerView]) -> None:
         """Sets each pair's circuit gauge from the workers' states (call on the event loop)."""
         for key, child in self._circuit_children.items():
             state = states.get(key)
             if state is not None:
                 child.set(CIRCUIT_STATE_VALUES[state.circuit])
 
-    def start(self, states: Callable[[], Mapping[tuple[str, Quantization], WorkerState]]) -> None:
+    def start(self, states: Callable[[], Mapping[tuple[str, Quantization], WorkerView]]) -> None:
         """Refreshes the circuit gauges every `CIRCUIT_REFRESH_INTERVAL_S` from `states()` (must run on the loop)."""
 
         async def refresh_forever() -> None:

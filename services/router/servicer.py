@@ -25,12 +25,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate, trace
 
+from core import vocabulary
+from core.classification import Classification
 from core.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -39,8 +42,8 @@ from core.errors import (
     UnavailableError,
 )
 from core.profiles import ProfileValidationError, parse_profile_document
-from core.vocabulary import ProfileSource, RouteOutcome
-from quantmesh.classifier.v1 import classifier_pb2
+from core.requests import validate_router_request
+from core.vocabulary import RouteOutcome
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2
 from services.common.limits import validate_prompt_size
@@ -53,15 +56,14 @@ from services.router.policy import (
     CandidateScore,
     Decision,
     PolicyConfig,
-    QueryClassification,
     RejectedStatus,
     cost_usd,
     decide,
 )
 from services.router.profile_store import ActiveProfiles, ProfileStore
-from services.router.prometheus_metrics import RouterMetrics
+from services.router.prometheus_metrics import GenerateRecord, RouterMetrics
 from services.router.span_attributes import decision_attributes, summary_attributes
-from services.router.workers import WorkerPool
+from services.router.workers import WorkerHandle, WorkerPool
 
 DEFAULT_MAX_PROMPT_BYTES = 64 * 1024
 
@@ -70,28 +72,44 @@ log = structlog.get_logger(__name__)
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 # Codes that say the worker itself is failing (counted by its breaker); the rest are the request's doing.
 WORKER_FAILURE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
-_SOURCE_TO_PROTO = {ProfileSource.REDIS: router_pb2.PROFILE_SOURCE_REDIS,
-                    ProfileSource.STATIC_FILE: router_pb2.PROFILE_SOURCE_STATIC_FILE}
 
 
 @dataclass(frozen=True)
 class _Routed:
     request_id: str
     text: str
-    classification: classifier_pb2.Classification
+    classification: Classification
     classifier_degraded: bool
-    query: QueryClassification
     decision: Decision
     deadline: Deadline
     mode: str
 
     @property
     def tier(self) -> str:
-        return self.query.tier.value
+        return self.classification.tier.value
 
     def decision_proto(self) -> router_pb2.RouteDecision:
         """The decision as callers get it (Route's answer, Generate's first message)."""
-        return convert.decision_to_proto(self.decision, self.request_id, self.classification, self.classifier_degraded)
+        return convert.decision_to_proto(self.decision, self.request_id, self.classification.to_proto(),
+                                         self.classifier_degraded)
+
+
+@dataclass
+class _Attempts:
+    """What Generate's attempts on the decision's pairs have done so far."""
+
+    count: int = 0
+    decision_sent: bool = False
+    tried: CandidateScore | None = None
+    last_error: grpc.aio.AioRpcError | None = None
+
+
+class _RetryNext(Exception):
+    """A worker failed before its first token with a retryable status: try the next pair."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(error.code().name)
+        self.error = error
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
@@ -139,114 +157,148 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                        context: grpc.aio.ServicerContext) -> AsyncIterator[router_pb2.GenerateResponse]:
         received_at = time.monotonic()
         routed = await self._route(request, context)
-        decision = routed.decision
-        if decision.outcome is RouteOutcome.REJECTED:
-            self._record_decision(routed)
-            self._metrics.rejected(routed.tier, routed.mode)
-            if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG:
-                raise InvalidArgumentError(f"prompt: {decision.reason}")
-            raise UnavailableError(decision.reason)
-        if self._admission_control:
-            refusal = check_admission(decision, request.requirements.max_output_tokens,
-                                      self._policy_config.kv_cache_saturation_fraction)
-            if refusal is not None:
-                self._record_decision(routed)
-                self._metrics.rejected(routed.tier, routed.mode)
-                raise refusal.error()
-        record = self._metrics.routed(decision, routed.tier, routed.mode)
-        decision_sent = False
+        self._refuse_unless_admitted(routed, request.requirements.max_output_tokens)
+        record = self._metrics.routed(routed.decision, routed.tier, routed.mode)
         worker_request = convert.worker_request(request, routed.request_id)
         metadata = _outgoing_metadata(context, routed.request_id)
-        attempts = 0
-        last_error: grpc.aio.AioRpcError | None = None
-        tried: CandidateScore | None = None
-        for candidate in (decision.chosen, *decision.retry_order):
+        attempts = _Attempts()
+        for candidate in (routed.decision.chosen, *routed.decision.retry_order):
             assert candidate is not None  # ROUTED / FALLBACK always choose
             handle = self._workers.handle(candidate.pair.endpoint)
-            if attempts and not handle.breaker.allows_request():
+            if attempts.count and not handle.breaker.allows_request():
                 continue
-            attempts += 1
-            if tried is not None:
-                record.failed_over(tried)
-            tried = candidate
-            handle.breaker.on_request_start()
-            call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
-                                        metadata=metadata)
-            responses = aiter(call)
-            relayed_tokens = 0
-            first_token_at: float | None = None
-            complete = None
+            attempts.count += 1
+            if attempts.tried is not None:
+                record.failed_over(attempts.tried)
+            attempts.tried = candidate
             try:
-                if not decision_sent:
-                    decision_sent = True
-                    # One loop turn first: the worker call's task sends its request before the decision is
-                    # serialised and sent, since the first token waits on the worker, not on the decision.
-                    await asyncio.sleep(0)
-                    self._record_decision(routed)
-                    yield router_pb2.GenerateResponse(decision=routed.decision_proto())
-                async for response in responses:
-                    if response.HasField("chunk"):
-                        if first_token_at is None:
-                            first_token_at = time.monotonic()
-                            record.first_token(candidate, first_token_at - received_at)
-                        relayed_tokens += len(response.chunk.token_ids)
-                        yield router_pb2.GenerateResponse(chunk=response.chunk)
-                    else:
-                        # The worker's last message: the summary goes out now, not after its trailing OK status.
-                        complete = response.complete
-                        break
-                handle.breaker.record_success()
-            except grpc.aio.AioRpcError as error:
-                code = error.code()
-                if code in WORKER_FAILURE_CODES:
-                    handle.breaker.record_failure()
-                else:
-                    handle.breaker.record_success()
-                log.warning("worker_call_failed", request_id=routed.request_id, pair=candidate.pair.name,
-                            code=code.name, relayed_tokens=relayed_tokens, attempt=attempts)
-                if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    record.deadline_exceeded(candidate, time.monotonic() - received_at)
-                    raise DeadlineExceededError(f"worker {candidate.pair.name} did not finish within the budget "
-                                           f"({decision.budget_ms:.0f} ms, {relayed_tokens} token(s) relayed)") from None
-                if first_token_at is not None:
-                    raise UnavailableError(f"worker {candidate.pair.name} failed after {relayed_tokens} token(s) were "
-                                      f"relayed ({code.name}: {error.details()}); not retried to avoid "
-                                      "duplicate tokens") from None
-                if code is grpc.StatusCode.INVALID_ARGUMENT:
-                    raise InvalidArgumentError(error.details() or "invalid request") from None
-                if code not in RETRYABLE_CODES:
-                    raise UnavailableError(f"worker {candidate.pair.name} failed: {code.name}: {error.details()}") from None
-                last_error = error
-                delay_ms = self._retry.next_backoff_ms(attempts, routed.deadline.remaining_ms(), self._rng)
+                async for response in self._attempt(candidate, handle, routed, worker_request, metadata, attempts,
+                                                    record, received_at):
+                    yield response
+                return
+            except _RetryNext as retry:
+                attempts.last_error = retry.error
+                delay_ms = self._retry.next_backoff_ms(attempts.count, routed.deadline.remaining_ms(), self._rng)
                 if delay_ms is None:
                     break
-                record.retried(candidate, code)
+                record.retried(candidate, retry.error.code())
                 await asyncio.sleep(delay_ms / 1000.0)
-                continue
-            finally:
-                if complete is None:  # caller cancellation or a failure: abort the worker's request
-                    call.cancel()
-            if complete is None:
-                raise UnavailableError(f"worker {candidate.pair.name} ended its stream without a completion message")
-            summary = _summary(candidate, complete, attempts, received_at, first_token_at)
-            try:
-                yield router_pb2.GenerateResponse(summary=summary)
-            finally:  # after the send: off the caller's critical path, and recorded even if the caller left
-                self._finish_in_background(responses, candidate.pair.name)
-                record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
-                span = trace.get_current_span()
-                if span.is_recording():
-                    span.set_attributes(summary_attributes(summary))
-            return
+        self._raise_exhausted(routed, attempts, record, received_at)
+
+    def _refuse_unless_admitted(self, routed: _Routed, max_output_tokens: int) -> None:
+        """Raises for a REJECTED decision (INVALID_ARGUMENT when the prompt fits no pair's context, UNAVAILABLE
+        otherwise) and, with admission control, RESOURCE_EXHAUSTED when the chosen pair would not start in time."""
+        decision = routed.decision
+        refusal: Exception | None = None
+        if decision.outcome is RouteOutcome.REJECTED:
+            refusal = (InvalidArgumentError(f"prompt: {decision.reason}")
+                       if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG
+                       else UnavailableError(decision.reason))
+        elif self._admission_control:
+            admission = check_admission(decision, max_output_tokens, self._policy_config.kv_cache_saturation_fraction)
+            refusal = admission.error() if admission is not None else None
+        if refusal is not None:
+            self._record_decision(routed)
+            self._metrics.rejected(routed.tier, routed.mode)
+            raise refusal
+
+    async def _attempt(self, candidate: CandidateScore, handle: WorkerHandle, routed: _Routed,
+                       worker_request: worker_pb2.GenerateRequest, metadata: tuple[tuple[str, str], ...],
+                       attempts: _Attempts, record: GenerateRecord,
+                       received_at: float) -> AsyncIterator[router_pb2.GenerateResponse]:
+        """One worker call: the decision (first attempt only), every token as it comes, then the summary.
+
+        Raises:
+            _RetryNext: a retryable failure (UNAVAILABLE, RESOURCE_EXHAUSTED) before the first token.
+            DeadlineExceededError / UnavailableError / InvalidArgumentError: a failure that ends the call.
+        """
+        handle.breaker.on_request_start()
+        call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
+                                    metadata=metadata)
+        responses = aiter(call)
+        relayed_tokens = 0
+        first_token_at: float | None = None
+        complete = None
+        try:
+            if not attempts.decision_sent:
+                attempts.decision_sent = True
+                # One loop turn first: the worker call's task sends its request before the decision is serialised
+                # and sent, since the first token waits on the worker, not on the decision.
+                await asyncio.sleep(0)
+                self._record_decision(routed)
+                yield router_pb2.GenerateResponse(decision=routed.decision_proto())
+            async for response in responses:
+                if not response.HasField("chunk"):
+                    # The worker's last message: the summary goes out now, not after its trailing OK status.
+                    complete = response.complete
+                    break
+                if first_token_at is None:
+                    first_token_at = time.monotonic()
+                    record.first_token(candidate, first_token_at - received_at)
+                relayed_tokens += len(response.chunk.token_ids)
+                yield router_pb2.GenerateResponse(chunk=response.chunk)
+            handle.breaker.record_success()
+        except grpc.aio.AioRpcError as error:
+            self._worker_failed(error, candidate, handle, routed, attempts.count, relayed_tokens,
+                                first_token_at is not None, record, received_at)
+        finally:
+            if complete is None:  # caller cancellation or a failure: abort the worker's request
+                call.cancel()
+        if complete is None:
+            raise UnavailableError(f"worker {candidate.pair.name} ended its stream without a completion message")
+        summary = _summary(candidate, complete, attempts.count, received_at, first_token_at)
+        try:
+            yield router_pb2.GenerateResponse(summary=summary)
+        finally:  # after the send: off the caller's critical path, and recorded even if the caller left
+            self._finish_in_background(responses, candidate.pair.name)
+            record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attributes(summary_attributes(summary))
+
+    @staticmethod
+    def _worker_failed(error: grpc.aio.AioRpcError, candidate: CandidateScore, handle: WorkerHandle,
+                       routed: _Routed, attempt: int, relayed_tokens: int, streamed: bool, record: GenerateRecord,
+                       received_at: float) -> NoReturn:
+        """Counts a failed worker call on its breaker and raises what the caller gets: `_RetryNext` before the
+        first token for a retryable code; after it, UNAVAILABLE, since a retry would send tokens twice."""
+        code = error.code()
+        if code in WORKER_FAILURE_CODES:
+            handle.breaker.record_failure()
+        else:
+            handle.breaker.record_success()
+        log.warning("worker_call_failed", request_id=routed.request_id, pair=candidate.pair.name,
+                    code=code.name, relayed_tokens=relayed_tokens, attempt=attempt)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            record.deadline_exceeded(candidate, time.monotonic() - received_at)
+            raise DeadlineExceededError(f"worker {candidate.pair.name} did not finish within the budget "
+                                        f"({routed.decision.budget_ms:.0f} ms, {relayed_tokens} token(s) relayed)"
+                                        ) from None
+        if streamed:
+            raise UnavailableError(f"worker {candidate.pair.name} failed after {relayed_tokens} token(s) were "
+                                   f"relayed ({code.name}: {error.details()}); not retried to avoid "
+                                   "duplicate tokens") from None
+        if code is grpc.StatusCode.INVALID_ARGUMENT:
+            raise InvalidArgumentError(error.details() or "invalid request") from None
+        if code not in RETRYABLE_CODES:
+            raise UnavailableError(f"worker {candidate.pair.name} failed: {code.name}: {error.details()}") from None
+        raise _RetryNext(error)
+
+    def _raise_exhausted(self, routed: _Routed, attempts: _Attempts, record: GenerateRecord,
+                         received_at: float) -> NoReturn:
+        """Every pair was tried or the budget ran out: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (every pair refused
+        admission; the worker's retry hint is passed on) or UNAVAILABLE."""
         if routed.deadline.remaining_ms() <= self._margin_ms:
-            if tried is not None:
-                record.deadline_exceeded(tried, time.monotonic() - received_at)
-            raise DeadlineExceededError(f"latency budget ({decision.budget_ms:.0f} ms) ran out after {attempts} attempt(s)")
-        detail = f"{last_error.code().name}: {last_error.details()}" if last_error else "no pair left to try"
-        if last_error is not None and last_error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise ResourceExhaustedError(f"every pair tried refused admission after {attempts} attempt(s) ({detail})",
-                                    trailing_metadata=_retry_after(last_error))
-        raise UnavailableError(f"no pair could serve the request after {attempts} attempt(s) ({detail})")
+            if attempts.tried is not None:
+                record.deadline_exceeded(attempts.tried, time.monotonic() - received_at)
+            raise DeadlineExceededError(f"latency budget ({routed.decision.budget_ms:.0f} ms) ran out after "
+                                        f"{attempts.count} attempt(s)")
+        error = attempts.last_error
+        detail = f"{error.code().name}: {error.details()}" if error else "no pair left to try"
+        if error is not None and error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise ResourceExhaustedError(f"every pair tried refused admission after {attempts.count} attempt(s) "
+                                         f"({detail})", trailing_metadata=_retry_after(error))
+        raise UnavailableError(f"no pair could serve the request after {attempts.count} attempt(s) ({detail})")
 
     def _finish_in_background(self, responses: AsyncIterator[worker_pb2.GenerateResponse], pair_name: str) -> None:
         """Reads the rest of a worker call whose completion message has arrived (its trailing status) in a task, off
@@ -259,11 +311,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def _route(self, request: router_pb2.RouteRequest | router_pb2.GenerateRequest,
                      context: grpc.aio.ServicerContext) -> _Routed:
-        request_id = convert.validate_request_id(request.request_id) or uuid.uuid4().hex
+        """Validates the request (before anything else: a bad request is never classified or routed), classifies
+        it and decides. Raises INVALID_ARGUMENT naming the bad field, or FAILED_PRECONDITION without profiles."""
+        validate_router_request(request)
+        request_id = request.request_id or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
         text = convert.input_text(request)
         validate_prompt_size(text, self._max_prompt_bytes)
-        convert.validate_requirements(request.requirements, request.HasField("requirements"))
         loaded = self._profiles.current
         if loaded is None:
             raise FailedPreconditionError("no profiles loaded: publish a profile document or set a static profile file")
@@ -271,16 +325,15 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         classification, degraded = await self._classify(text, request_id, deadline)
         if degraded:
             self._metrics.classifier_degraded()
-        query = convert.classification_from_proto(classification)
         routing = convert.routing_request(request.requirements, deadline.budget_ms)
-        decision = decide(routing, query, loaded.document, self._workers.states(loaded.document),
+        decision = decide(routing, classification, loaded.document, self._workers.states(loaded.document),
                           self._policy_config)
-        return _Routed(request_id, text, classification, degraded, query, decision, deadline, routing.mode.value)
+        return _Routed(request_id, text, classification, degraded, decision, deadline, routing.mode.value)
 
     def _record_decision(self, routed: _Routed) -> None:
         """Logs the decision (`route_decision`) and sets it on the current span. Generate calls this once the worker
         call is under way: none of it is on the first token's path."""
-        decision, query = routed.decision, routed.query
+        decision, query = routed.decision, routed.classification
         prompt = {"prompt": routed.text} if self._record_prompt_text else {}
         log.info("route_decision", outcome=decision.outcome.value,
                  chosen=decision.chosen.pair.name if decision.chosen else None, tier=query.tier.value,
@@ -294,7 +347,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 span.set_attribute("quantmesh.prompt", routed.text)
 
     async def _classify(self, text: str, request_id: str,
-                        deadline: Deadline) -> tuple[classifier_pb2.Classification, bool]:
+                        deadline: Deadline) -> tuple[Classification, bool]:
         """The classifier's answer, or the degraded rules' (flagged True) when it fails or would be too slow."""
         timeout_s = min(self._classifier_timeout_s, deadline.remaining_ms() / 1000.0)
         if self._classifier is not None and timeout_s > 0:
@@ -302,8 +355,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 return await self._classifier.classify(text, request_id, timeout_s), False
             except ClassificationFailed as error:
                 log.warning("classifier_failed_using_degraded_rules", error=str(error))
-        degraded = classify_degraded(text)
-        return convert.classification_to_proto(degraded, convert.DEGRADED_MODEL_VERSION), True
+        return classify_degraded(text), True
 
 
 async def _read_trailing_status(responses: AsyncIterator[worker_pb2.GenerateResponse], pair_name: str) -> None:
@@ -365,7 +417,7 @@ class RouterAdminServicer(router_pb2_grpc.RouterAdminServiceServicer):
         loaded_at.FromDatetime(loaded.loaded_at)
         return router_pb2.GetProfilesResponse(document_json=loaded.document.to_json(),
                                               version=loaded.document.version,
-                                              source=_SOURCE_TO_PROTO[loaded.source], loaded_at=loaded_at)
+                                              source=vocabulary.to_proto(loaded.source), loaded_at=loaded_at)
 
     async def ValidateProfiles(self, request: router_pb2.ValidateProfilesRequest,
                                context: grpc.aio.ServicerContext) -> router_pb2.ValidateProfilesResponse:

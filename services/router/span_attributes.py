@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from opentelemetry.util.types import AttributeValue
 
+from core.classification import Classification
+from core.vocabulary import Quantization, TaskIntent, from_proto
 from quantmesh.router.v1 import router_pb2
-from services.router.convert import quantization_from_proto
-from services.router.policy import Decision, QueryClassification
+from services.router.policy import Decision
 
 
-def decision_attributes(decision: Decision, query: QueryClassification, mode: str, request_id: str,
+def decision_attributes(decision: Decision, query: Classification, mode: str, request_id: str,
                         classifier_degraded: bool) -> dict[str, AttributeValue]:
     """Attributes of a routing decision; rejections as "model/quantization:reason" strings, one per rejection."""
     rejections = [f"{candidate.pair.name}:{rejection.reason.value}"
@@ -23,7 +24,7 @@ def decision_attributes(decision: Decision, query: QueryClassification, mode: st
         "quantmesh.route.outcome": decision.outcome.value,
         "quantmesh.route.mode": mode,
         "quantmesh.route.tier": query.tier.value,
-        "quantmesh.route.intent": query.intent.value if query.intent is not None else "",
+        "quantmesh.route.intent": _known(query.intent),
         "quantmesh.route.classifier_degraded": classifier_degraded,
         "quantmesh.route.budget_ms": decision.budget_ms,
         "quantmesh.route.profiles_version": decision.profiles_version,
@@ -47,8 +48,7 @@ def summary_attributes(summary: router_pb2.GenerationSummary) -> dict[str, Attri
     """Attributes of a completed Generate: the pair that served, the usage, the cost and the latencies."""
     return {
         "quantmesh.served_by.model": summary.served_by.model_id,
-        "quantmesh.served_by.quantization": getattr(quantization_from_proto(summary.served_by.quantization),
-                                                    "value", ""),
+        "quantmesh.served_by.quantization": _known(from_proto(Quantization, summary.served_by.quantization)),
         "quantmesh.usage.prompt_tokens": summary.usage.prompt_tokens,
         "quantmesh.usage.completion_tokens": summary.usage.completion_tokens,
         "quantmesh.usage.total_tokens": summary.usage.total_tokens,
@@ -57,3 +57,8 @@ def summary_attributes(summary: router_pb2.GenerationSummary) -> dict[str, Attri
         "quantmesh.ttft_ms": summary.ttft_ms,
         "quantmesh.e2e_latency_ms": summary.e2e_latency_ms,
     }
+
+
+def _known(value: Quantization | TaskIntent) -> str:
+    """The value's name, or "" when UNSPECIFIED (the attribute is then empty rather than a made-up value)."""
+    return "" if value.value == "unspecified" else value.value

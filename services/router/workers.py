@@ -16,11 +16,11 @@ import grpc
 import structlog
 
 from core.profiles import ProfileDocument
-from core.vocabulary import Quantization
+from core.vocabulary import Quantization, from_proto
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.router.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
-from services.router.convert import load_from_proto, quantization_from_proto
-from services.router.policy import LoadSnapshot, WorkerState
+from services.router.convert import load_from_proto
+from services.router.policy import LoadSnapshot, WorkerView
 
 log = structlog.get_logger(__name__)
 
@@ -45,10 +45,10 @@ class WorkerHandle:
         self._load: LoadSnapshot | None = None
         self._task = asyncio.create_task(self._watch(), name=f"watch-load-{endpoint}")
 
-    def state(self, expected_pair: tuple[str, Quantization]) -> WorkerState:
+    def state(self, expected_pair: tuple[str, Quantization]) -> WorkerView:
         fresh = time.monotonic() - self._last_report_at <= self._stale_after_s
         healthy = self._stream_up and self._serving and fresh and self.served_pair == expected_pair
-        return WorkerState(healthy=healthy, circuit=self.breaker.state, circuit_allows=self.breaker.allows_request(),
+        return WorkerView(healthy=healthy, circuit=self.breaker.state, circuit_allows=self.breaker.allows_request(),
                            load=self._load)
 
     async def _watch(self) -> None:
@@ -56,7 +56,7 @@ class WorkerHandle:
         while True:
             try:
                 info = await self.stub.GetModelInfo(worker_pb2.GetModelInfoRequest(), timeout=5.0)
-                self.served_pair = (info.info.pair.model_id, quantization_from_proto(info.info.pair.quantization))
+                self.served_pair = (info.info.pair.model_id, from_proto(Quantization, info.info.pair.quantization))
                 async for response in self.stub.WatchLoad(worker_pb2.WatchLoadRequest(interval_ms=self._interval_ms)):
                     if not self._stream_up:
                         log.info("worker_load_stream_up", endpoint=self.endpoint, pair=self.served_pair)
@@ -104,7 +104,7 @@ class WorkerPool:
     def handle(self, endpoint: str) -> WorkerHandle:
         return self._handles[endpoint]
 
-    def states(self, document: ProfileDocument) -> dict[tuple[str, Quantization], WorkerState]:
+    def states(self, document: ProfileDocument) -> dict[tuple[str, Quantization], WorkerView]:
         return {pair.key: self._handles[pair.endpoint].state(pair.key) for pair in document.pairs
                 if pair.endpoint in self._handles}
 

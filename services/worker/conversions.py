@@ -6,28 +6,10 @@ import time
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from core.vocabulary import FinishReason
+from core.vocabulary import ChatRole, FinishReason, Quantization, from_proto, to_proto
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2
 from services.worker.engine import ChatTurn, EngineLoad, EngineModelInfo, SamplingSpec
-
-QUANTIZATION_BY_LABEL = {
-    "none": common_pb2.QUANTIZATION_NONE,
-    "fp8": common_pb2.QUANTIZATION_FP8,
-    "awq": common_pb2.QUANTIZATION_AWQ,
-    "gptq": common_pb2.QUANTIZATION_GPTQ,
-    "gguf": common_pb2.QUANTIZATION_GGUF,
-}
-_ROLE_NAMES = {
-    common_pb2.CHAT_ROLE_SYSTEM: "system",
-    common_pb2.CHAT_ROLE_USER: "user",
-    common_pb2.CHAT_ROLE_ASSISTANT: "assistant",
-}
-_FINISH_REASONS = {
-    FinishReason.STOP: common_pb2.FINISH_REASON_STOP,
-    FinishReason.LENGTH: common_pb2.FINISH_REASON_LENGTH,
-    FinishReason.ABORT: common_pb2.FINISH_REASON_ABORT,
-}
 
 
 def to_sampling_spec(sampling: common_pb2.SamplingParams) -> SamplingSpec:
@@ -49,17 +31,18 @@ def to_sampling_spec(sampling: common_pb2.SamplingParams) -> SamplingSpec:
 
 def to_chat_turns(conversation: common_pb2.Conversation) -> list[ChatTurn]:
     """Chat messages with role names as chat templates expect them ("system", "user", "assistant")."""
-    return [ChatTurn(role=_ROLE_NAMES[message.role], content=message.content) for message in conversation.messages]
+    return [ChatTurn(role=from_proto(ChatRole, message.role).value, content=message.content)
+            for message in conversation.messages]
 
 
 def to_finish_reason(reason: FinishReason | None) -> int:
     """`quantmesh.common.v1.FinishReason` value (UNSPECIFIED when unknown)."""
-    return _FINISH_REASONS.get(reason, common_pb2.FINISH_REASON_UNSPECIFIED)
+    return to_proto(reason or FinishReason.UNSPECIFIED)
 
 
 def to_pair(served_model_name: str, quantization_label: str) -> common_pb2.ModelQuantizationPair:
     return common_pb2.ModelQuantizationPair(
-        model_id=served_model_name, quantization=QUANTIZATION_BY_LABEL[quantization_label]
+        model_id=served_model_name, quantization=to_proto(Quantization(quantization_label))
     )
 
 

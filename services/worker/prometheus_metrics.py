@@ -36,7 +36,7 @@ E2E_LATENCY = Histogram("quantmesh_worker_e2e_latency_seconds", "Request latency
                         buckets=LATENCY_BUCKETS_S)
 PROMPT_TOKENS = Counter("quantmesh_worker_prompt_tokens_total", "Prompt tokens processed.", _PAIR)
 GENERATION_TOKENS = Counter("quantmesh_worker_generation_tokens_total", "Tokens generated.", _PAIR)
-ABORTS = Counter("quantmesh_worker_aborts_total", "AbortedError engine requests by reason.", [*_PAIR, "reason"])
+ABORTS = Counter("quantmesh_worker_aborts_total", "Aborted engine requests by reason.", [*_PAIR, "reason"])
 
 LOAD_EXPORT_MAX_INTERVAL_S = 1.0
 

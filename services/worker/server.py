@@ -27,7 +27,7 @@ from services.worker.admission import WorkerAdmission
 from services.worker.engine import Engine, EngineDeadError
 from services.worker.golden import load_golden_prompts, run_golden_check
 from services.worker.prometheus_metrics import WorkerMetrics
-from services.worker.servicer import InferenceWorkerServicer, WorkerState
+from services.worker.servicer import InferenceWorkerServicer, ServingState
 from services.worker.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
@@ -74,7 +74,7 @@ class WorkerServer:
         start_failed: Set when the engine could not start (the process should exit).
     """
 
-    def __init__(self, settings: WorkerSettings, grpc_server: GrpcServer, engine: Engine, state: WorkerState,
+    def __init__(self, settings: WorkerSettings, grpc_server: GrpcServer, engine: Engine, state: ServingState,
                  engine_died: asyncio.Event) -> None:
         self.settings = settings
         self.grpc_server = grpc_server
@@ -163,7 +163,7 @@ class WorkerServer:
 async def create_server(settings: WorkerSettings, engine: Engine | None = None) -> tuple[WorkerServer, int]:
     """Builds and binds the worker (not started); `engine` defaults to the one the settings ask for."""
     engine = engine or build_engine(settings)
-    state = WorkerState()
+    state = ServingState()
     engine_died = asyncio.Event()
     servicer = InferenceWorkerServicer(
         engine,

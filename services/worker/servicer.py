@@ -1,6 +1,6 @@
 """gRPC handlers of `quantmesh.worker.v1.InferenceWorkerService` over an `Engine`.
 
-Statuses: INVALID_ARGUMENT for bad input (message names the field, see `services.worker.validation`), UNAVAILABLE
+Statuses: INVALID_ARGUMENT for bad input (message names the field, see `core.requests`), UNAVAILABLE
 while the engine starts, after a failed golden-prompt check or once the engine died; CANCELLED and
 DEADLINE_EXCEEDED come from gRPC itself when the caller cancels or the deadline passes; in both cases the engine
 request is aborted (its KV-cache blocks freed) before the handler returns.
@@ -20,6 +20,7 @@ import structlog
 from opentelemetry import trace
 
 from core.errors import InvalidArgumentError, UnavailableError
+from core.requests import validate_prompt_length, validate_worker_request
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.worker import conversions
@@ -34,7 +35,6 @@ from services.worker.engine import (
     GenerationRequest,
 )
 from services.worker.prometheus_metrics import WorkerMetrics, abort_reason
-from services.worker.validation import validate_generate_request, validate_prompt_length
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,7 @@ def coalesce_window_s(streams_in_flight: int, max_chunks_per_s: float, min_windo
 
 
 @dataclass
-class WorkerState:
+class ServingState:
     """Whether the worker serves, and why not (shared by the servicer and the server's lifecycle task).
 
     Attributes:
@@ -63,7 +63,7 @@ class WorkerState:
 
 
 class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
-    """Args: engine, state (see WorkerState), the pair served, max_model_len, the default WatchLoad period, the
+    """Args: engine, state (see ServingState), the pair served, max_model_len, the default WatchLoad period, the
     event that wakes the engine monitor, and stream coalescing: with at least `coalesce_min_streams` streams in
     flight, each stream sends at most one chunk per window (tokens produced meanwhile are merged). The window is
     (streams in flight / `max_chunks_per_s`) s, clamped to [`coalesce_window_ms`, `coalesce_max_window_ms`], so the
@@ -72,7 +72,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
     def __init__(
         self,
         engine: Engine,
-        state: WorkerState,
+        state: ServingState,
         *,
         served_model_name: str,
         quantization: str,
@@ -106,7 +106,7 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         self, request: worker_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[worker_pb2.GenerateResponse]:
         received_at = time.monotonic()
-        validate_generate_request(request, max_model_len=self._max_model_len)
+        validate_worker_request(request, max_model_len=self._max_model_len)
         self._require_serving()
         prompt_token_ids = self._tokenize(request)
         validate_prompt_length(len(prompt_token_ids), request.max_output_tokens, max_model_len=self._max_model_len)

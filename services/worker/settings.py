@@ -8,9 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from core.vocabulary import KnownQuantization, Quantization
 from services.common.settings import ServerSettings
-
-QuantizationLabel = Literal["none", "fp8", "awq", "gptq", "gguf"]
 
 
 class WorkerSettings(ServerSettings):
@@ -25,7 +24,7 @@ class WorkerSettings(ServerSettings):
     )
     model: str = Field(..., description="Model directory or hub id (for the synthetic engine: a label).")
     served_model_name: str = Field(..., min_length=1, description="model_id reported in the pair and to routers.")
-    quantization: QuantizationLabel = Field(
+    quantization: KnownQuantization = Field(
         "none",
         description="The pair's quantization label. Unless quantize_weights is false, it is also passed to vLLM "
         "(`quantization=`): fp8 quantizes unquantized weights online; awq/gptq/gguf require a checkpoint "
@@ -114,9 +113,9 @@ class WorkerSettings(ServerSettings):
 
     def vllm_quantization(self) -> str | None:
         """The `quantization=` argument for vLLM, or None to load the checkpoint as it is."""
-        if self.quantization == "none" or not self.quantize_weights:
+        if self.quantization is Quantization.NONE or not self.quantize_weights:
             return None
-        return self.quantization
+        return self.quantization.value
 
     def resolved_golden_prompts_file(self) -> Path | None:
         """The golden-prompt file to use, or None when there is none (the check is then skipped, with a warning)."""

@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import vocabulary
 from core.classifier_model import artifact
 from core.classifier_model.artifact import ArtifactError, load_artifact, write_weights
 from core.classifier_model.model import ClassifierModel
 from core.classifier_model.reference_tokenizer import count_tokens, default_tokenizer
+from core.vocabulary import TaskIntent
 from quantmesh.common.v1 import common_pb2
-from services.classifier.conversions import classification_to_proto, intent_to_proto
 from tools.classifier_training.training_data import INTENTS
 
 GSM8K_LIKE = (
@@ -103,8 +104,8 @@ def test_numeric_share_of_numbers_only() -> None:
 
 def test_every_intent_and_tier_converts_to_proto(model: ClassifierModel) -> None:
     assert tuple(model.intents) == INTENTS
-    assert {intent_to_proto(name) for name in INTENTS} == set(common_pb2.TaskIntent.values()) - {0}
-    message = classification_to_proto(model.classify(MMLU_LIKE))
+    assert {vocabulary.to_proto(TaskIntent(name)) for name in INTENTS} == set(common_pb2.TaskIntent.values()) - {0}
+    message = model.classify(MMLU_LIKE).to_proto()
     assert message.intent == common_pb2.TASK_INTENT_QUESTION_ANSWERING
     assert {p.tier for p in message.tier_probabilities} == {1, 2, 3}
     assert message.model_version == model.model_version

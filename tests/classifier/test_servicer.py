@@ -8,7 +8,6 @@ import pytest
 from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from core.classifier_model.model import Classification, ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2
-from services.classifier.conversions import classification_to_proto
 from services.classifier.servicer import STREAM_MAX_BATCH, STREAM_READ_AHEAD, ClassifierServicer
 
 MAX_TEXT_BYTES = 65_536
@@ -66,7 +65,7 @@ async def test_queued_requests_are_classified_together_in_order(
     assert [r.request_id for r in responses] == [r.request_id for r in requests]
     for request, response in zip(requests, responses, strict=True):
         if request.text:  # the batch changes nothing in a text's answer
-            assert response.classification == classification_to_proto(model.classify(request.text))
+            assert response.classification == model.classify(request.text).to_proto()
         else:
             assert response.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 

@@ -8,8 +8,8 @@ import pytest
 
 from core.classifier_model.tiers import TierThresholds, tier_probabilities
 from core.vocabulary import ComplexityTier
-from tools.classifier_training.thresholds import choose_thresholds
 from tools.classifier_training.splits import stratified_split
+from tools.classifier_training.thresholds import choose_thresholds
 
 SIMPLE, COMPLEX, HARD = ComplexityTier.SIMPLE, ComplexityTier.COMPLEX, ComplexityTier.HARD
 ITEMS = [(f"text {i}", i % 3 == 0) for i in range(300)]

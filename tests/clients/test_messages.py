@@ -1,42 +1,16 @@
-"""Proto <-> SDK type conversions (pure)."""
+"""Proto <-> SDK type conversions (pure; the enums' own mapping is tested in tests/core/test_vocabulary.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from clients import messages
+from core import vocabulary
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
-
-ENUMS = [
-    (messages.Quantization, common_pb2.Quantization, "QUANTIZATION_"),
-    (messages.ComplexityTier, common_pb2.ComplexityTier, "COMPLEXITY_TIER_"),
-    (messages.TaskIntent, common_pb2.TaskIntent, "TASK_INTENT_"),
-    (messages.RoutingMode, common_pb2.RoutingMode, "ROUTING_MODE_"),
-    (messages.FinishReason, common_pb2.FinishReason, "FINISH_REASON_"),
-    (messages.ChatRole, common_pb2.ChatRole, "CHAT_ROLE_"),
-    (messages.RejectionReason, router_pb2.RejectionReason, "REJECTION_REASON_"),
-    (messages.RouteOutcome, router_pb2.RouteOutcome, "ROUTE_OUTCOME_"),
-    (messages.ProfileSource, router_pb2.ProfileSource, "PROFILE_SOURCE_"),
-]
-
-
-@pytest.mark.parametrize(("ours", "theirs", "prefix"), ENUMS, ids=[e[0].__name__ for e in ENUMS])
-def test_every_proto_enum_value_has_a_member_and_back(ours: type, theirs: EnumTypeWrapper, prefix: str) -> None:
-    for name, number in theirs.items():
-        member = messages._from_proto_enum(ours, theirs, prefix, number)
-        assert member.value == name.removeprefix(prefix).lower()
-        assert messages._to_proto_enum(theirs, prefix, member) == number
-    assert len(ours) == len(theirs.keys())
-
-
-def test_unknown_enum_number_reads_as_unspecified() -> None:
-    assert messages._from_proto_enum(messages.Quantization, common_pb2.Quantization, "QUANTIZATION_", 99) \
-        is messages.Quantization.UNSPECIFIED
 
 
 def _decision_proto() -> router_pb2.RouteDecision:
@@ -67,19 +41,19 @@ def _decision_proto() -> router_pb2.RouteDecision:
 
 def test_route_decision_from_proto_keeps_every_field() -> None:
     decision = messages.RouteDecision.from_proto(_decision_proto())
-    assert decision.outcome is messages.RouteOutcome.ROUTED
-    assert decision.chosen == messages.Pair("llama-8b", messages.Quantization.AWQ)
+    assert decision.outcome is vocabulary.RouteOutcome.ROUTED
+    assert decision.chosen == messages.Pair("llama-8b", vocabulary.Quantization.AWQ)
     assert str(decision.chosen) == "llama-8b/awq"
     assert [c.eligible for c in decision.candidates] == [True, False]
     rejected = decision.candidates[1]
     assert [r.reason for r in rejected.rejections] == [
-        messages.RejectionReason.LATENCY_BUDGET, messages.RejectionReason.QUANTIZATION_RULE]
+        vocabulary.RejectionReason.LATENCY_BUDGET, vocabulary.RejectionReason.QUANTIZATION_RULE]
     assert rejected.rejections[0].detail == "900 ms > 500 ms"
     assert decision.classification is not None
-    assert decision.classification.tier is messages.ComplexityTier.SIMPLE
-    assert decision.classification.intent is messages.TaskIntent.MATH
+    assert decision.classification.tier is vocabulary.ComplexityTier.SIMPLE
+    assert decision.classification.intent is vocabulary.TaskIntent.MATH
     assert decision.profiles_version == 7 and decision.effective_budget_ms == 500.0
-    assert decision.candidate(messages.Pair("llama-70b", messages.Quantization.FP8)) is rejected
+    assert decision.candidate(messages.Pair("llama-70b", vocabulary.Quantization.FP8)) is rejected
 
 
 def test_rejected_decision_has_no_chosen_pair_and_no_classification() -> None:
@@ -97,7 +71,7 @@ def test_generate_events_convert_by_kind() -> None:
         estimated_cost_usd=2e-6, actual_cost_usd=1e-6, attempts=2)))
     assert isinstance(summary, messages.GenerationSummary)
     assert summary.usage == messages.Usage(4, 2, 6)
-    assert summary.finish_reason is messages.FinishReason.LENGTH
+    assert summary.finish_reason is vocabulary.FinishReason.LENGTH
     assert summary.served_by is None and summary.attempts == 2
     with pytest.raises(ValueError, match="without a known event"):
         messages.event_from_proto(router_pb2.GenerateResponse())
@@ -105,7 +79,7 @@ def test_generate_events_convert_by_kind() -> None:
 
 def test_requirements_sampling_and_chat_to_proto() -> None:
     requirements = messages.Requirements(max_output_tokens=16, latency_budget_ms=250, required_accuracy=0.8,
-                                         mode=messages.RoutingMode.BATCH).to_proto()
+                                         mode=vocabulary.RoutingMode.BATCH).to_proto()
     assert (requirements.max_output_tokens, requirements.latency_budget_ms, requirements.mode) == (
         16, 250, common_pb2.ROUTING_MODE_BATCH)
     assert requirements.required_accuracy == pytest.approx(0.8)
@@ -113,7 +87,7 @@ def test_requirements_sampling_and_chat_to_proto() -> None:
     assert sampling.HasField("temperature") and sampling.temperature == 0.0
     assert not sampling.HasField("top_p") and list(sampling.stop) == ["\n"]
     request = router_pb2.GenerateRequest()
-    messages.fill_input(request, [messages.ChatMessage(messages.ChatRole.USER, "hi")])
+    messages.fill_input(request, [messages.ChatMessage(vocabulary.ChatRole.USER, "hi")])
     assert request.WhichOneof("input") == "chat"
     assert request.chat.messages[0].role == common_pb2.CHAT_ROLE_USER
     messages.fill_input(request, "plain")
@@ -125,5 +99,5 @@ def test_profiles_document_from_proto() -> None:
                                               source=router_pb2.PROFILE_SOURCE_REDIS)
     response.loaded_at.FromDatetime(dt.datetime(2026, 1, 2, 3, 4, 5))
     document = messages.ProfilesDocument.from_proto(response)
-    assert document.version == 3 and document.source is messages.ProfileSource.REDIS
+    assert document.version == 3 and document.source is vocabulary.ProfileSource.REDIS
     assert document.loaded_at == dt.datetime(2026, 1, 2, 3, 4, 5)

@@ -9,10 +9,11 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from core.classification import Classification
 from core.vocabulary import ComplexityTier, ProfileSource
 from services.common import tracing
 from services.router.circuit_breaker import CircuitState
-from services.router.policy import PolicyConfig, QueryClassification, RoutingRequest, WorkerState, decide
+from services.router.policy import PolicyConfig, RoutingRequest, WorkerView, decide
 from services.router.profile_store import LoadedProfiles
 from services.router.prometheus_metrics import RouterMetrics
 from services.router.span_attributes import decision_attributes
@@ -42,8 +43,8 @@ def test_circuit_gauge_follows_the_breaker_states_and_forgets_removed_pairs() ->
                    version=12)
     metrics.profiles_loaded(LoadedProfiles(doc, ProfileSource.STATIC_FILE, now()))
     assert _sample("quantmesh_router_profile_version") == 12
-    states = {("gauge-a", doc.pairs[0].quantization): WorkerState(healthy=True, circuit=CircuitState.OPEN),
-              ("gauge-b", doc.pairs[1].quantization): WorkerState(healthy=True, circuit=CircuitState.HALF_OPEN)}
+    states = {("gauge-a", doc.pairs[0].quantization): WorkerView(healthy=True, circuit=CircuitState.OPEN),
+              ("gauge-b", doc.pairs[1].quantization): WorkerView(healthy=True, circuit=CircuitState.HALF_OPEN)}
     metrics.refresh_circuits(states)
     assert _sample("quantmesh_router_circuit_state", model="gauge-a", quantization="none") == 2
     assert _sample("quantmesh_router_circuit_state", model="gauge-b", quantization="fp8") == 1
@@ -86,8 +87,8 @@ def test_health_and_load_streams_are_filtered_out_of_tracing() -> None:
 def test_decision_attributes_name_the_choice_and_every_rejection() -> None:
     doc = document(pair_dict("attr-small", "127.0.0.1:1", accuracy=(0.5, 0.5, 0.5)),
                    pair_dict("attr-large", "127.0.0.1:2", accuracy=(0.95, 0.95, 0.95)), version=3)
-    workers = {pair.key: WorkerState(healthy=True) for pair in doc.pairs}
-    query = QueryClassification(tier=ComplexityTier.HARD, intent=None, numeric_token_share=0.0, reference_input_tokens=10)
+    workers = {pair.key: WorkerView(healthy=True) for pair in doc.pairs}
+    query = Classification(tier=ComplexityTier.HARD, intent=None, numeric_token_share=0.0, estimated_input_tokens=10)
     decision = decide(RoutingRequest(max_output_tokens=4, budget_ms=5000, required_accuracy=0.9), query, doc,
                       workers, PolicyConfig())
     attributes = decision_attributes(decision, query, "interactive", "req-1", classifier_degraded=False)

@@ -5,7 +5,8 @@
   completion token count, the client-side latency, and any retry-after hint.
 - `check_tokens` compares the chunks' indices: an index below the next expected one is a duplicated token, above it a
   lost one; a completed stream must also hold exactly `usage.completion_tokens` tokens.
-- `ScenarioResult` accumulates outcomes and writes `tests/reliability/results/<scenario>.json` with `sent`,
+- `ScenarioResult` accumulates outcomes and writes `<scenario>.json` into the session's results directory
+  (`tests.fixtures.results`: never the repository; the terminal summary says where) with `sent`,
   `succeeded`, `rejected` (by status), `lost` (requests that ended without success or a defined status, plus
   completed streams missing tokens), `duplicated_tokens`, `lost_tokens`, `orphaned_engine_requests`, and the
   scenario's own figures.
@@ -28,8 +29,8 @@ from typing import Any
 from clients.messages import GenerationSummary, Requirements, RouteDecision, Sampling, TokenChunk
 from clients.sdk import AsyncQuantmeshClient
 from core.errors import QuantmeshError, ResourceExhaustedError
+from tests.fixtures.results import results_dir
 
-RESULTS_DIR = Path(__file__).parent / "results"
 # Statuses a caller can act on: the request ended cleanly, just not with tokens.
 DEFINED_STATUSES = frozenset({
     "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "INVALID_ARGUMENT",
@@ -163,8 +164,8 @@ class ScenarioResult:
         }
 
     def write(self) -> Path:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"{self.scenario}.json"
+        """Writes `<scenario>.json` into the session's results directory (`tests.fixtures.results`)."""
+        path = results_dir() / f"{self.scenario}.json"
         path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
         return path
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from core.classification import Classification
 from core.errors import ResourceExhaustedError
 from core.vocabulary import ComplexityTier, RouteOutcome, TaskIntent
 from services.router.admission import RETRY_AFTER_KEY, check_admission
 from services.router.policy import (
     LoadSnapshot,
     PolicyConfig,
-    QueryClassification,
     RoutingRequest,
-    WorkerState,
+    WorkerView,
     decide,
 )
 from services.worker.admission import WorkerAdmission
 from tests.router.helpers import document, pair_dict
 
 CONFIG = PolicyConfig()
-QUERY = QueryClassification(tier=ComplexityTier.SIMPLE, intent=TaskIntent.CHAT, numeric_token_share=0.0,
-                            reference_input_tokens=20)
+QUERY = Classification(tier=ComplexityTier.SIMPLE, intent=TaskIntent.CHAT, numeric_token_share=0.0,
+                            estimated_input_tokens=20)
 # Idle: 10 ms TTFT + 15 x 10 ms ITL = 160 ms for 16 output tokens; each running stream costs 1000/300 ms per token.
 PAIR_A = pair_dict("a", "127.0.0.1:1", throughput_tokens_per_s=300.0, ttft_p50_ms=10.0, itl_p50_ms=10.0)
 PAIR_B = pair_dict("b", "127.0.0.1:2", throughput_tokens_per_s=300.0, ttft_p50_ms=10.0, itl_p50_ms=10.0,
@@ -30,7 +30,7 @@ DOC = document(PAIR_A, PAIR_B)
 
 
 def decision(budget_ms: float, running: dict[str, int], max_output_tokens: int = 16):
-    workers = {pair.key: WorkerState(healthy=True, load=LoadSnapshot(running_requests=running[pair.model_id]))
+    workers = {pair.key: WorkerView(healthy=True, load=LoadSnapshot(running_requests=running[pair.model_id]))
                for pair in DOC.pairs}
     return decide(RoutingRequest(max_output_tokens=max_output_tokens, budget_ms=budget_ms), QUERY, DOC, workers,
                   CONFIG)

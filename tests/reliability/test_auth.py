@@ -5,7 +5,8 @@ with the `route` permission, `ops` a token with `route` and `admin`, and the cli
 identity) `route`. Each case below is a real call through the SDK (token and TLS options) or a raw stub, and must end
 with exactly the expected status. It also checks that a full Generate crosses mTLS to the classifier (not degraded)
 and to the worker, that health and reflection stay open, that an oversized prompt is INVALID_ARGUMENT, and that the
-prompt text appears in no service's log. Writes tests/reliability/results/auth.json.
+prompt text appears in no service's log. Writes auth.json into the
+session's results directory (`tests.fixtures.results`).
 """
 
 from __future__ import annotations

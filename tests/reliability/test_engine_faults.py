@@ -4,7 +4,7 @@ Orphaned engine requests are counted from the worker's own scheduler counters (G
 directly, not through the proxy) once every client call has ended. Scenarios: the caller cancels mid-stream; the
 router-worker link is dropped mid-stream; the link stalls past the deadline; the router is killed -9 mid-stream
 (and the same client is served by the restarted router).
-Writes tests/reliability/results/engine_<scenario>.json.
+Writes engine_<scenario>.json into the session's results directory (`tests.fixtures.results`).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ TCP proxy), repairs it, and checks from what the callers received and what the w
 - no engine request left running on the workers (their own GetLoad counters);
 - the mesh serves again once the part is back (the router picks the worker / classifier / Redis up again; callers
   reconnect to a restarted router on the same port with the same client).
-Writes tests/reliability/results/<scenario>.json for each; QUANTMESH_RELIABILITY_LONG=1 runs 3x the traffic. The scenarios share one mesh and run in file order; each
-leaves it whole.
+Writes <scenario>.json for each into the session's results directory (`tests.fixtures.results`);
+QUANTMESH_RELIABILITY_LONG=1 runs 3x the traffic. The scenarios share one mesh and run in file order; each leaves it
+whole.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from clients.sdk import AsyncQuantmeshClient
 from core.vocabulary import RejectionReason
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from tests.fixtures.reliability import LocalMesh, environment_flag
+from tests.fixtures.waiting import await_until
 from tests.reliability.accounting import RequestOutcome, ScenarioResult, check_tokens, run_generate
 from tests.reliability.meshes import synthetic_pair
 from tests.reliability.traffic import PROMPT, reconnected, traffic_during, until
@@ -35,6 +37,7 @@ from tests.router.helpers import document_dict
 REQUIREMENTS = Requirements(max_output_tokens=24, latency_budget_ms=3000)  # ~0.5 s of tokens per request
 CLIENTS = 6
 PROXIED = "syn-small"
+MEASURED_TOKENS = 20  # per flood stream, before the admission scenario (20 ms per token: ~0.4 s)
 SCALE = 3.0 if environment_flag("QUANTMESH_RELIABILITY_LONG") else 1.0  # the long variant: 3x the traffic time
 
 
@@ -62,14 +65,13 @@ async def routable_again(client: AsyncQuantmeshClient, model_id: str, timeout_s:
     return await until(healthy, timeout_s, interval_s=0.05)
 
 
-async def served_by(client: AsyncQuantmeshClient, model_id: str, attempts: int = 20) -> bool:
-    """True once a request is served by `model_id` (the router routes to it again)."""
-    for _ in range(attempts):
+async def served_by(client: AsyncQuantmeshClient, model_id: str, timeout_s: float = 15.0) -> bool:
+    """True once a request is served by `model_id` (the router routes to it again), False after `timeout_s`."""
+    async def served() -> bool:
         outcome = await run_generate(client, PROMPT, REQUIREMENTS)
-        if outcome.ok and outcome.summary.served_by is not None and outcome.summary.served_by.model_id == model_id:
-            return True
-        await asyncio.sleep(0.2)
-    return False
+        return outcome.ok and outcome.summary.served_by is not None and outcome.summary.served_by.model_id == model_id
+
+    return await until(served, timeout_s)
 
 
 async def finish(mesh: LocalMesh, result: ScenarioResult, outcomes: list[RequestOutcome]) -> None:
@@ -118,7 +120,7 @@ async def test_worker_back_after_a_long_outage_is_routed_to_within_seconds(mesh:
     outage_s = 25.0  # uncapped, the channel would by now wait ~10-17 s between attempts
     await mesh.kill_worker(PROXIED)
     outcomes = [await run_generate(client, PROMPT, REQUIREMENTS)]  # served by the other pair meanwhile
-    await asyncio.sleep(outage_s)
+    await asyncio.sleep(outage_s)  # deliberate: the outage's length is the scenario
     await mesh.start_worker(PROXIED)
     serving_at = time.monotonic()
     recovered = await routable_again(client, PROXIED, timeout_s=30.0)
@@ -180,7 +182,7 @@ async def test_router_killed_and_restarted(mesh: LocalMesh, client: AsyncQuantme
 
     async def kill_and_restart() -> None:
         await mesh.kill_router()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # deliberate: the router stays down this long (kill_router waited for the exit)
         await mesh.start_router()
 
     outcomes = await traffic_during(client, REQUIREMENTS, clients=CLIENTS, duration_s=6.0 * SCALE, fault_at_s=1.0,
@@ -209,7 +211,8 @@ async def test_worker_link_delayed_stalled_and_dropped(mesh: LocalMesh, client: 
 
     async def stall_then_drop() -> None:
         proxy.stall()
-        await asyncio.sleep(2.0)  # past the router's load-staleness limit (1.5 s): it routes around the link
+        # Deliberate: the link stays stalled past the router's load-staleness limit (1.5 s), which routes around it.
+        await asyncio.sleep(2.0)
         await proxy.drop()
         proxy.resume()
 
@@ -247,15 +250,18 @@ async def test_worker_refuses_what_its_deadline_cannot_cover(mesh: LocalMesh, cl
         return worker_pb2.GenerateRequest(request_id=request_id, prompt=PROMPT, max_output_tokens=max_output_tokens)
 
     flood = [each.Generate(request(f"flood-{i}", 400), timeout=30) for each in stubs for i in range(2)]
+    received = [0] * len(flood)  # tokens each flood stream has received
 
-    async def drain(call) -> None:
+    async def drain(index: int, call) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
-            async for _ in call:
-                pass
+            async for response in call:
+                received[index] += len(response.chunk.token_ids)
 
-    drains = [asyncio.create_task(drain(call)) for call in flood]
+    drains = [asyncio.create_task(drain(index, call)) for index, call in enumerate(flood)]
     try:
-        await asyncio.sleep(1.0)  # ~50 tokens per stream: the worker has measured TTFT and ITL
+        # Every stream has had its first token and many more: the worker has measured TTFT and ITL.
+        await await_until(lambda: min(received) >= MEASURED_TOKENS, 10.0,
+                          message=lambda: f"the flood streams are slow to start: {received} tokens")
         started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # 400 tokens x 20 ms = 8 s > 1 s
             async for _ in stub.Generate(request("too-long", 400), timeout=1.0):

@@ -4,8 +4,8 @@ Against real processes (router, classifier, one synthetic worker, redis-server):
 status (INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED), never
 INTERNAL or UNKNOWN, never a hang, and every process must still be alive at the end. Examples are bounded
 (`EXAMPLES` per RPC; 10x with QUANTMESH_RELIABILITY_LONG=1) so that the suite stays fast.
-Writes tests/reliability/results/fuzz.json (sent = examples, succeeded = OK answers, rejected by status, lost =
-undefined answers).
+Writes fuzz.json into the session's results directory (`tests.fixtures.results`): sent = examples,
+succeeded = OK answers, rejected by status, lost = undefined answers.
 """
 
 from __future__ import annotations

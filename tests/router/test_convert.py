@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from core.vocabulary import ComplexityTier, Quantization, RejectionReason, RoutingMode, TaskIntent
+from core.classification import Classification
+from core.requests import validate_router_request
+from core.vocabulary import ComplexityTier, RejectionReason, RoutingMode, TaskIntent
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
 from services.router import convert
-from services.router.policy import PolicyConfig, QueryClassification, RoutingRequest, WorkerState, decide
+from services.router.policy import PolicyConfig, RoutingRequest, WorkerView, decide
 from tests.router.helpers import document, pair_dict
 
 
-def test_every_enum_value_maps_both_ways() -> None:
-    for quantization in Quantization:
-        assert convert.quantization_from_proto(convert.quantization_to_proto(quantization)) is quantization
-    assert convert.quantization_from_proto(common_pb2.QUANTIZATION_UNSPECIFIED) is None
-    for tier in ComplexityTier:
+def test_every_classification_maps_both_ways() -> None:
+    for tier in ComplexityTier.known():
         for intent in TaskIntent:
-            query = QueryClassification(tier=tier, intent=intent, numeric_token_share=0.25,
-                                        reference_input_tokens=12)
-            assert convert.classification_from_proto(convert.classification_to_proto(query, "v")) == query
+            query = Classification(tier=tier, intent=intent, numeric_token_share=0.25, estimated_input_tokens=12,
+                                   model_version="v")
+            round_trip = convert.classification_from_proto(query.to_proto())
+            assert replace(round_trip, tier_probabilities={}) == query
+            assert round_trip.tier_probabilities == {t: float(t is tier) for t in ComplexityTier.known()}
 
 
 def test_unspecified_tier_is_taken_as_hard() -> None:
     query = convert.classification_from_proto(classifier_pb2.Classification(estimated_input_tokens=3))
-    assert query.tier is ComplexityTier.HARD and query.intent is None
+    assert query.tier is ComplexityTier.HARD and query.intent is TaskIntent.UNSPECIFIED
 
 
 def test_chat_is_rendered_for_the_classifier_and_passed_to_the_worker() -> None:
@@ -45,7 +48,7 @@ def test_chat_is_rendered_for_the_classifier_and_passed_to_the_worker() -> None:
 
 def test_requirements_mode_defaults_to_interactive() -> None:
     requirements = router_pb2.RoutingRequirements(max_output_tokens=1, latency_budget_ms=10)
-    convert.validate_requirements(requirements, has_field=True)
+    validate_router_request(router_pb2.RouteRequest(prompt="Hi", requirements=requirements))
     assert convert.routing_request(requirements, 10.0).mode is RoutingMode.INTERACTIVE
     requirements.mode = common_pb2.ROUTING_MODE_BATCH
     assert convert.routing_request(requirements, 10.0).mode is RoutingMode.BATCH
@@ -53,10 +56,10 @@ def test_requirements_mode_defaults_to_interactive() -> None:
 
 def test_decision_carries_every_candidate_with_reasons() -> None:
     doc = document(pair_dict("a", "127.0.0.1:1", accuracy=(0.2, 0.2, 0.2)), pair_dict("b", "127.0.0.1:2"))
-    query = QueryClassification(ComplexityTier.SIMPLE, TaskIntent.CHAT, 0.0, 10)
+    query = Classification(ComplexityTier.SIMPLE, TaskIntent.CHAT, 0.0, 10)
     decision = decide(RoutingRequest(max_output_tokens=4, budget_ms=1000.0, required_accuracy=0.5), query, doc,
-                      {pair.key: WorkerState(healthy=True) for pair in doc.pairs}, PolicyConfig())
-    message = convert.decision_to_proto(decision, "rid", convert.classification_to_proto(query, "v"), False)
+                      {pair.key: WorkerView(healthy=True) for pair in doc.pairs}, PolicyConfig())
+    message = convert.decision_to_proto(decision, "rid", query.to_proto(), False)
     assert message.outcome == router_pb2.ROUTE_OUTCOME_ROUTED
     assert message.chosen.model_id == "b" and message.chosen.quantization == common_pb2.QUANTIZATION_NONE
     assert [c.pair.model_id for c in message.candidates] == ["b", "a"]

@@ -26,4 +26,4 @@ def test_numeric_share_and_token_estimate() -> None:
     assert numeric_token_share("") == 0.0
     assert numeric_token_share("add 2 and 3") == pytest.approx(2 / 4)
     result = classify_degraded("x" * 401)
-    assert result.reference_input_tokens == 101
+    assert result.estimated_input_tokens == 101

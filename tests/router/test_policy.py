@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from core.classification import Classification
 from core.vocabulary import (
     ComplexityTier,
     Quantization,
@@ -19,17 +20,16 @@ from services.router.policy import (
     DEFAULT_WEIGHTS,
     LoadSnapshot,
     PolicyConfig,
-    QueryClassification,
     RejectedStatus,
     RoutingRequest,
-    WorkerState,
+    WorkerView,
     decide,
     predict_latency_ms,
 )
 from tests.router.helpers import document, pair_dict
 
 CONFIG = PolicyConfig()
-HEALTHY = WorkerState(healthy=True)
+HEALTHY = WorkerView(healthy=True)
 
 # A cheap, fast, less accurate pair and an expensive, slower, accurate one.
 SMALL = pair_dict("small", "127.0.0.1:1001", quantization="awq", price_per_hour_usd=0.5,
@@ -41,8 +41,8 @@ LARGE = pair_dict("large", "127.0.0.1:1002", quantization="none", price_per_hour
 
 
 def query(tier: ComplexityTier = ComplexityTier.SIMPLE, intent: TaskIntent | None = TaskIntent.QUESTION_ANSWERING, numeric: float = 0.0,
-          tokens: int = 50) -> QueryClassification:
-    return QueryClassification(tier=tier, intent=intent, numeric_token_share=numeric, reference_input_tokens=tokens)
+          tokens: int = 50) -> Classification:
+    return Classification(tier=tier, intent=intent, numeric_token_share=numeric, estimated_input_tokens=tokens)
 
 
 def request(budget_ms: float = 5000.0, max_output_tokens: int = 50, required_accuracy: float = 0.0,
@@ -118,7 +118,7 @@ def test_estimated_cost_uses_the_tokenization_ratio() -> None:
 
 def test_unhealthy_and_unknown_workers_are_rejected() -> None:
     doc = document(SMALL, LARGE)
-    workers = {doc.pairs[0].key: WorkerState(healthy=False)}  # large has no state at all
+    workers = {doc.pairs[0].key: WorkerView(healthy=False)}  # large has no state at all
     decision = decide(request(), query(), doc, workers, CONFIG)
     assert reasons(decision, "small") == {RejectionReason.UNHEALTHY}
     assert reasons(decision, "large") == {RejectionReason.UNHEALTHY}
@@ -129,11 +129,11 @@ def test_unhealthy_and_unknown_workers_are_rejected() -> None:
 def test_open_circuit_is_rejected_and_half_open_probe_is_allowed() -> None:
     doc = document(SMALL, LARGE)
     workers = all_healthy(doc)
-    workers[doc.pairs[0].key] = WorkerState(healthy=True, circuit=CircuitState.OPEN, circuit_allows=False)
+    workers[doc.pairs[0].key] = WorkerView(healthy=True, circuit=CircuitState.OPEN, circuit_allows=False)
     decision = decide(request(), query(), doc, workers, CONFIG)
     assert reasons(decision, "small") == {RejectionReason.CIRCUIT_OPEN}
     assert decision.chosen.pair.model_id == "large"
-    workers[doc.pairs[0].key] = WorkerState(healthy=True, circuit=CircuitState.HALF_OPEN, circuit_allows=True)
+    workers[doc.pairs[0].key] = WorkerView(healthy=True, circuit=CircuitState.HALF_OPEN, circuit_allows=True)
     assert decide(request(), query(), doc, workers, CONFIG).chosen.pair.model_id == "small"
 
 
@@ -171,7 +171,7 @@ def test_load_on_the_best_pair_moves_traffic_to_the_next() -> None:
     doc = document(SMALL, LARGE)
     workers = all_healthy(doc)
     assert decide(request(budget_ms=1000.0), query(), doc, workers, CONFIG).chosen.pair.model_id == "small"
-    workers[doc.pairs[0].key] = WorkerState(healthy=True, load=LoadSnapshot(waiting_requests=100))
+    workers[doc.pairs[0].key] = WorkerView(healthy=True, load=LoadSnapshot(waiting_requests=100))
     decision = decide(request(budget_ms=1000.0), query(), doc, workers, CONFIG)
     assert reasons(decision, "small") == {RejectionReason.LATENCY_BUDGET}
     assert decision.chosen.pair.model_id == "large"
@@ -237,7 +237,7 @@ def test_fallback_is_the_most_accurate_healthy_pair_and_is_flagged() -> None:
     best_but_down = pair_dict("best", "127.0.0.1:1011", accuracy=(0.99, 0.99, 0.99))
     doc = document(SMALL, LARGE, best_but_down)
     workers = all_healthy(doc)
-    workers[doc.pairs[2].key] = WorkerState(healthy=False)
+    workers[doc.pairs[2].key] = WorkerView(healthy=False)
     decision = decide(request(budget_ms=5.0), query(ComplexityTier.HARD), doc, workers, CONFIG)
     assert decision.outcome is RouteOutcome.FALLBACK
     assert decision.chosen.pair.model_id == "large"

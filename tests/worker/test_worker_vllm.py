@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from transformers import AutoTokenizer
 
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
+from tests.fixtures.waiting import await_until, wait_until
 from tests.fixtures.worker import engine_executors, suspended
 from tools.mesh.launch import WORKER_START_TIMEOUT_S, WorkerProcess, start_worker
 from tools.mesh.processes import health_status
@@ -58,15 +58,17 @@ def worker(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFa
         wait=False,
         extra_env={"QUANTMESH_WORKER_MAX_MODEL_LEN": str(MAX_MODEL_LEN)},
     )
+    def answered() -> tuple[int] | None:
+        status = health_status(process.address)
+        return None if status is None else (status,)
+
     try:
-        deadline = time.monotonic() + 60
-        status = None
-        while status is None and time.monotonic() < deadline:  # the gRPC server answers long before the engine
-            status = health_status(process.address)
-            time.sleep(0.1)
+        # The gRPC server answers long before the engine is ready: what it says then is checked below.
+        (status,) = wait_until(answered, 60, interval_s=0.1,
+                               message=lambda: f"the worker never answered:\n{process.service.log_tail()}")
         generate_code = _generate_status_now(process.address)
         process.service.wait_until_serving(WORKER_START_TIMEOUT_S)
-        yield StartedWorker(process, status if status is not None else -1, generate_code)
+        yield StartedWorker(process, status, generate_code)
     finally:
         process.stop()
 
@@ -92,13 +94,13 @@ async def _collect(
 
 
 async def _wait_for_idle(stub: worker_pb2_grpc.InferenceWorkerServiceStub, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        load = (await stub.GetLoad(worker_pb2.GetLoadRequest())).load
-        if load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0.0:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"engine still holds requests after {timeout_s} s: {load}")
+    loads: list[worker_pb2.LoadReport] = []
+
+    async def idle() -> bool:
+        loads.append(load := (await stub.GetLoad(worker_pb2.GetLoadRequest())).load)
+        return load.running_requests == 0 and load.waiting_requests == 0 and load.kv_cache_usage_fraction == 0.0
+
+    await await_until(idle, timeout_s, interval_s=0.05, message=lambda: f"engine still holds requests: {loads[-1]}")
 
 
 def test_not_serving_until_the_engine_is_ready(worker: StartedWorker) -> None:
@@ -206,7 +208,7 @@ async def test_expired_deadline_frees_the_engine_request(stub: worker_pb2_grpc.I
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for response in stub.Generate(request, timeout=1.0):
             received += len(response.chunk.token_ids)
-            await asyncio.sleep(0.02)  # a slow reader: the deadline passes before the 480 tokens are read
+            await asyncio.sleep(0.02)  # deliberately slow reader: the deadline passes before 480 tokens
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert 0 < received < 480
     await _wait_for_idle(stub)
@@ -257,7 +259,7 @@ async def test_watch_load_reports_at_once_then_on_change(stub: worker_pb2_grpc.I
                 return
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(0.3)
+    await await_until(lambda: reports, 10.0, message="no load report at once")
     assert len(reports) == 1 and reports[0].running_requests == 0 and reports[0].serving  # the immediate report
     generation = asyncio.create_task(
         _collect(

@@ -41,10 +41,10 @@ from core.classifier_model.reference_tokenizer import (
     ReferenceTokenizer,
     train_reference_tokenizer,
 )
-from tools.classifier_training.thresholds import choose_thresholds
 from tools.classifier_training.data import data_fingerprint
 from tools.classifier_training.metrics import apgr, routing_curve
 from tools.classifier_training.splits import TRAIN, VALIDATION
+from tools.classifier_training.thresholds import choose_thresholds
 from tools.classifier_training.training_data import INTENTS, TrainingSets, build_training_sets
 from tools.paths import DATA_DIR
 

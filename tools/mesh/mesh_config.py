@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.vocabulary import KnownQuantization
 from tools.mesh.sample import SOURCES
 from tools.paths import DATA_DIR
 
@@ -27,7 +28,6 @@ TINY_MODEL_PREFIX = "tiny:"
 """`model: tiny:s` (or `tiny:m`) asks for the tiny local model of that size, built on first run."""
 ADDRESS_PATTERN = r"^[^\s:]+:\d{1,5}$"
 
-QuantizationLabel = Literal["none", "fp8", "awq", "gptq", "gguf"]
 ModeLabel = Literal["interactive", "batch"]
 
 
@@ -68,7 +68,7 @@ class WorkerConfig(ServiceConfig):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="A label for logs and tables.")
     model: str | None = None
     served_model_name: str | None = Field(None, description="The pair's model_id; default: `model`.")
-    quantization: QuantizationLabel = "none"
+    quantization: KnownQuantization = "none"
     engine: Literal["vllm", "synthetic"] = "vllm"
     gpu_index: int | None = Field(None, ge=0, description="GPU to pin the worker to (CUDA_VISIBLE_DEVICES).")
     profile: dict[str, Any] | None = Field(

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import grpc
 
 from core.classifier_model.reference_tokenizer import ReferenceTokenizer
+from core.vocabulary import Quantization, from_proto
 from quantmesh.worker.v1 import worker_pb2
-from services.router.convert import quantization_from_proto
 from tools.profiler.driver import Generation, PromptInput, WorkerDriver, WorkerError
 from tools.profiler.eval_set import EvalItem
 from tools.profiler.measurement import ItemResult, PairMeasurement, WorkerFacts
@@ -112,7 +112,7 @@ async def preflight(drivers: Sequence[WorkerDriver], connect_timeout_s: float) -
         key = (info.pair.model_id, info.pair.quantization)
         if key in seen:
             raise ProfileRunError(f"workers {seen[key]} and {driver.address} serve the same pair "
-                                  f"{info.pair.model_id}/{quantization_from_proto(key[1])}: profile one of them")
+                                  f"{info.pair.model_id}/{from_proto(Quantization, key[1])}: profile one of them")
         seen[key] = driver.address
     return infos
 
@@ -120,7 +120,7 @@ async def preflight(drivers: Sequence[WorkerDriver], connect_timeout_s: float) -
 async def _describe_worker(driver: WorkerDriver, connect_timeout_s: float) -> worker_pb2.ModelInfo:
     await driver.check_serving(connect_timeout_s)
     info = await driver.model_info()
-    if quantization_from_proto(info.pair.quantization) is None or not info.pair.model_id:
+    if from_proto(Quantization, info.pair.quantization) is Quantization.UNSPECIFIED or not info.pair.model_id:
         raise ProfileRunError(f"worker {driver.address}: GetModelInfo reports no model_id or quantization")
     return info
 
@@ -209,8 +209,7 @@ async def profile_worker(driver: WorkerDriver, info: worker_pb2.ModelInfo, items
     except ValueError as exc:
         raise ProfileRunError(f"worker {driver.address}: {exc}") from exc
     measured_at = dt.datetime.now(dt.UTC)
-    quantization = quantization_from_proto(info.pair.quantization)
-    assert quantization is not None  # checked in preflight
+    quantization = from_proto(Quantization, info.pair.quantization)  # known: checked in preflight
     return PairMeasurement(driver.address, info.pair.model_id, quantization, worker_facts(after), tuple(levels),
                            tuple(results), measured_at)
 

@@ -1,4 +1,4 @@
-"""Unit tests of GenerateRequest validation (no server, no engine)."""
+"""Unit tests of the one request validation (`core.requests`): the worker's and the router's requests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pytest
 
 from core.errors import InvalidArgumentError
+from core.requests import MAX_STOP_STRINGS, validate_prompt_length, validate_worker_request
 from quantmesh.common.v1 import common_pb2
 from quantmesh.worker.v1 import worker_pb2
-from services.worker.validation import MAX_STOP_STRINGS, validate_generate_request, validate_prompt_length
 
 MAX_MODEL_LEN = 512
 
@@ -25,11 +25,11 @@ def _chat(*messages: tuple[int, str]) -> common_pb2.Conversation:
 
 
 def test_a_well_formed_request_passes() -> None:
-    validate_generate_request(
+    validate_worker_request(
         _request(sampling=common_pb2.SamplingParams(temperature=0.7, top_p=0.9, top_k=40, stop=["\n"])),
         max_model_len=MAX_MODEL_LEN,
     )
-    validate_generate_request(
+    validate_worker_request(
         _request(prompt=None, chat=_chat((common_pb2.CHAT_ROLE_SYSTEM, "Be brief."), (common_pb2.CHAT_ROLE_USER, "Hi"))),
         max_model_len=MAX_MODEL_LEN,
     )
@@ -38,7 +38,7 @@ def test_a_well_formed_request_passes() -> None:
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
-        (worker_pb2.GenerateRequest(max_output_tokens=8), "prompt or chat"),
+        (worker_pb2.GenerateRequest(max_output_tokens=8), "input"),
         (_request(prompt=""), "prompt"),
         (_request(prompt="   "), "prompt"),
         (_request(max_output_tokens=0), "max_output_tokens"),
@@ -63,7 +63,7 @@ def test_a_well_formed_request_passes() -> None:
 )
 def test_bad_input_names_the_field(request_: worker_pb2.GenerateRequest, field: str) -> None:
     with pytest.raises(InvalidArgumentError) as caught:
-        validate_generate_request(request_, max_model_len=MAX_MODEL_LEN)
+        validate_worker_request(request_, max_model_len=MAX_MODEL_LEN)
     assert caught.value.message.startswith(field), caught.value.message
 
 
@@ -71,7 +71,7 @@ def test_boundary_values_are_accepted() -> None:
     sampling = common_pb2.SamplingParams(
         temperature=2.0, top_p=1.0, top_k=-1, presence_penalty=-2.0, frequency_penalty=2.0, stop=["s"] * 8
     )
-    validate_generate_request(
+    validate_worker_request(
         _request(sampling=sampling, max_output_tokens=MAX_MODEL_LEN - 1, request_id="r" * 128),
         max_model_len=MAX_MODEL_LEN,
     )
