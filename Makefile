@@ -19,7 +19,8 @@ protos: .setup-stamp
 
 lint: .setup-stamp
 	$(BUF) lint
-	$(PY) -m ruff check services clients tests benchmarks
+	$(PY) -m ruff check core services tools clients tests benchmarks
+	.venv/bin/lint-imports --no-cache
 
 breaking: .setup-stamp
 	@if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then \

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", parents=[sub_options], help="bring the mesh up (Ctrl-C stops it)")
     up.add_argument("--config", type=Path, default=Path("deploy/mesh/local.yaml"), help="mesh YAML (%(default)s)")
     up.add_argument("--run-sample", action="store_true", help="run the main job on held-out prompts, then exit")
-    up.add_argument("--data-dir", type=Path, help="shared data folder (default: the config's, ../shared/data)")
+    up.add_argument("--data-dir", type=Path, help="evaluation data folder (default: the config's, data/ in the repository)")
     up.add_argument("--per-source", type=int, help="prompts per source (overrides the config's counts)")
     up.add_argument("--results-json", type=Path, help="also write the per-prompt results and summary here")
 

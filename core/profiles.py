@@ -15,9 +15,9 @@ import datetime as dt
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.vocabulary import ComplexityTier, KnownQuantization, Quantization, TaskIntent
+from core.vocabulary import ComplexityTier, KnownIntent, KnownQuantization, Quantization, TaskIntent
 
 SCHEMA_VERSION = 1
 COST_DERIVATION_TOLERANCE = 0.01  # relative: rounding in the profiler's output, not a different price
@@ -53,7 +53,7 @@ class PairProfile(_Strict):
     ttft_p99_ms: float = Field(gt=0)
     itl_p50_ms: float = Field(gt=0, description="Inter-token latency of one stream, median, ms.")
     accuracy_by_tier: TierAccuracy
-    accuracy_by_intent: dict[TaskIntent, Fraction] = Field(
+    accuracy_by_intent: dict[KnownIntent, Fraction] = Field(
         default_factory=dict, description="Accuracy per task intent, where the eval set measured it."
     )
     max_model_len: int = Field(ge=1, description="Maximum prompt + output tokens per request.")
@@ -62,13 +62,6 @@ class PairProfile(_Strict):
         gt=0, le=10, description="Tokens of this model's tokenizer per token of the reference tokenizer."
     )
     measured_at: dt.datetime
-
-    @field_validator("accuracy_by_intent")
-    @classmethod
-    def _known_intents(cls, accuracy: dict[TaskIntent, float]) -> dict[TaskIntent, float]:
-        if TaskIntent.UNSPECIFIED in accuracy:
-            raise ValueError("'unspecified' is not an intent")
-        return accuracy
 
     @model_validator(mode="after")
     def _check_consistency(self) -> PairProfile:

@@ -122,14 +122,16 @@ class ProfileSource(ProtoEnum):
     STATIC_FILE = "static_file"
 
 
-def _known_quantization(value: Quantization) -> Quantization:
-    if value is Quantization.UNSPECIFIED:
-        raise ValueError(f"must be one of {', '.join(q.value for q in Quantization.known())}")
+def _refuse_unspecified(value: ProtoEnum) -> ProtoEnum:
+    if value.value == UNSPECIFIED:
+        raise ValueError(f"must be one of {', '.join(member.value for member in type(value).known())}")
     return value
 
 
-KnownQuantization = Annotated[Quantization, AfterValidator(_known_quantization)]
-"""A pydantic field type: a quantization other than UNSPECIFIED (settings, configs and profiles)."""
+# Pydantic field types for settings, configs, profiles and eval files: a member other than UNSPECIFIED.
+KnownQuantization = Annotated[Quantization, AfterValidator(_refuse_unspecified)]
+KnownTier = Annotated[ComplexityTier, AfterValidator(_refuse_unspecified)]
+KnownIntent = Annotated[TaskIntent, AfterValidator(_refuse_unspecified)]
 
 
 _PROTO_ENUMS: dict[type[ProtoEnum], tuple[EnumTypeWrapper, str]] = {

@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if SETTINGS_DOC.is_file() and SETTINGS_DOC.read_text() == text:
         return 0
-    print(f"{SETTINGS_DOC.relative_to(REPO_ROOT)} is out of date: run `python -m tools.settings_reference`",
-          file=sys.stderr)
+    print(f"{SETTINGS_DOC} is out of date: run `python -m tools.settings_reference`", file=sys.stderr)
     return 1
 
 

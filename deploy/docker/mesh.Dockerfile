@@ -9,7 +9,9 @@ FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY quantmesh ./quantmesh
+COPY core ./core
 COPY services ./services
+COPY tools ./tools
 COPY clients ./clients
 # Wheels for quantmesh and all of its (non-engine) dependencies, so the runtime stage installs offline.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

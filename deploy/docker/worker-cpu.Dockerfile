@@ -8,7 +8,9 @@ FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY quantmesh ./quantmesh
+COPY core ./core
 COPY services ./services
+COPY tools ./tools
 COPY clients ./clients
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 

@@ -19,7 +19,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 # Request latencies in seconds, 1 ms to 60 s: interactive budgets (P99 < 400 ms) and async ones (< 2 s) both fall
-# in the dense middle, with room for long generations (DESIGN.md "The problem it solves").
+# in the dense middle, with room for long generations (docs/architecture.md "The problem it solves").
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
                      1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 # Inter-token latency in seconds: 1 ms (a large GPU) to 1 s (an overloaded CPU engine).

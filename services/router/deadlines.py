@@ -1,7 +1,7 @@
 """Deadlines and retry backoff: how much time a request has left, and how long to wait between attempts.
 
 - The effective budget is the smaller of the request's `latency_budget_ms` and the time left on the caller's gRPC
-  deadline (DESIGN.md "Deadlines, retries, failure").
+  deadline (docs/architecture.md "Deadlines, retries, failure").
 - A worker is given what is left of that budget minus a margin (`worker_timeout_s`): the margin pays for relaying
   the worker's last message and the summary, so that the worker gives up before the caller's deadline passes and
   the caller hears DEADLINE_EXCEEDED from the router, not silence.

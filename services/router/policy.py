@@ -12,7 +12,7 @@ worker's live state, and returns a `Decision` holding every candidate with its f
    - UNHEALTHY / CIRCUIT_OPEN: the worker's load stream is down or reports not serving / its breaker refuses traffic.
    - QUANTIZATION_RULE: FP8 when the prompt's numeric-token share > `fp8_max_numeric_token_share` (0.30 by default:
      FP8 W8A8 keeps only ~3 significant bits of mantissa in activations, and digit tokens are where that costs
-     answers; the threshold is DESIGN.md's).
+     answers; the threshold is docs/architecture.md's).
 2. Predicted latency, from the profile and the worker's live load (`LoadSnapshot`):
    - queue wait = waiting_requests x ttft_p50_ms (each request ahead of ours is admitted, and prefilled, first),
      plus ttft_p99_ms when KV-cache use >= `kv_cache_saturation_fraction` (a full cache means our request waits for

@@ -17,6 +17,7 @@ from services.common.logging import configure_logging
 from services.common.method_wrapping import CallCheck, WrappingRegistrar
 from services.common.server import GrpcServer, build_server, run_until_signal
 from services.common.telemetry import process_telemetry
+from services.router.admin import RouterAdminServicer
 from services.router.classifiers import EmbeddedClassifier, QueryClassifier, RemoteClassifier
 from services.router.profile_store import (
     ActiveProfiles,
@@ -26,7 +27,7 @@ from services.router.profile_store import (
     connect,
 )
 from services.router.prometheus_metrics import RouterMetrics
-from services.router.servicer import RouterAdminServicer, RouterServicer
+from services.router.servicer import RouterServicer
 from services.router.settings import RouterSettings
 from services.router.workers import WorkerPool
 

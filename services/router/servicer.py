@@ -1,6 +1,6 @@
-"""gRPC handlers of `RouterService` (Route, Generate) and `RouterAdminService` (profiles).
+"""gRPC handlers of `RouterService`: Route and Generate (the admin RPCs are `services.router.admin`).
 
-Generate, step by step (DESIGN.md "The routing decision", "Deadlines, retries, failure"):
+Generate, step by step (docs/architecture.md "The routing decision", "Deadlines, retries, failure"):
 1. Validate the request (INVALID_ARGUMENT naming the field); the effective budget is the smaller of
    `latency_budget_ms` and the caller's gRPC deadline.
 2. Classify (the ClassifierService over gRPC, or its model in process: `classifiers`) with a short deadline; on any
@@ -29,10 +29,8 @@ from typing import NoReturn
 
 import grpc
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate, trace
 
-from core import vocabulary
 from core.classification import Classification
 from core.errors import (
     DeadlineExceededError,
@@ -41,7 +39,6 @@ from core.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from core.profiles import ProfileValidationError, parse_profile_document
 from core.requests import validate_router_request
 from core.vocabulary import RouteOutcome
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
@@ -60,7 +57,7 @@ from services.router.policy import (
     cost_usd,
     decide,
 )
-from services.router.profile_store import ActiveProfiles, ProfileStore
+from services.router.profile_store import ActiveProfiles
 from services.router.prometheus_metrics import GenerateRecord, RouterMetrics
 from services.router.span_attributes import decision_attributes, summary_attributes
 from services.router.workers import WorkerHandle, WorkerPool
@@ -394,46 +391,3 @@ def _summary(candidate: CandidateScore, complete, attempts: int, received_at: fl
         actual_cost_usd=cost_usd(candidate.pair, complete.usage.total_tokens),
         attempts=attempts,
     )
-
-
-class RouterAdminServicer(router_pb2_grpc.RouterAdminServiceServicer):
-    """GetProfiles, ValidateProfiles (dry run) and PublishProfiles.
-
-    Args:
-        profiles: The profiles in use.
-        store: The Redis store, or None for a router without Redis (publishing is then UNAVAILABLE).
-    """
-
-    def __init__(self, profiles: ActiveProfiles, store: ProfileStore | None) -> None:
-        self._profiles = profiles
-        self._store = store
-
-    async def GetProfiles(self, request: router_pb2.GetProfilesRequest,
-                          context: grpc.aio.ServicerContext) -> router_pb2.GetProfilesResponse:
-        loaded = self._profiles.current
-        if loaded is None:
-            raise FailedPreconditionError("no profiles loaded")
-        loaded_at = Timestamp()
-        loaded_at.FromDatetime(loaded.loaded_at)
-        return router_pb2.GetProfilesResponse(document_json=loaded.document.to_json(),
-                                              version=loaded.document.version,
-                                              source=vocabulary.to_proto(loaded.source), loaded_at=loaded_at)
-
-    async def ValidateProfiles(self, request: router_pb2.ValidateProfilesRequest,
-                               context: grpc.aio.ServicerContext) -> router_pb2.ValidateProfilesResponse:
-        try:
-            parse_profile_document(request.document_json)
-        except ProfileValidationError as exc:
-            return router_pb2.ValidateProfilesResponse(valid=False, errors=exc.errors)
-        return router_pb2.ValidateProfilesResponse(valid=True)
-
-    async def PublishProfiles(self, request: router_pb2.PublishProfilesRequest,
-                              context: grpc.aio.ServicerContext) -> router_pb2.PublishProfilesResponse:
-        try:
-            document = parse_profile_document(request.document_json)
-        except ProfileValidationError as exc:
-            raise InvalidArgumentError("document_json: " + "; ".join(exc.errors)) from None
-        if self._store is None:
-            raise UnavailableError("this router has no profile store (QUANTMESH_ROUTER_REDIS_URL is unset)")
-        stored = await self._store.publish(document, request.expected_version)
-        return router_pb2.PublishProfilesResponse(version=stored.version)

@@ -49,7 +49,7 @@ class RouterSettings(ServerSettings):
         "default grows to 120 s, so a worker that starts after the router would stay unroutable for minutes).",
     )
     fp8_max_numeric_token_share: float = Field(
-        0.30, ge=0, le=1, description="No FP8 pair for prompts with a larger numeric-token share (DESIGN.md)."
+        0.30, ge=0, le=1, description="No FP8 pair for prompts with a larger numeric-token share (docs/architecture.md)."
     )
     kv_cache_saturation_fraction: float = Field(0.95, gt=0, le=1, description="KV-cache use counted as full.")
     interactive_weights: tuple[float, float, float] = Field(

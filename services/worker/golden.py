@@ -3,34 +3,16 @@
 Why: corrupt or mis-quantized weights (a broken AWQ conversion, a wrong scale) usually load without error and produce
 gibberish; the worker must not report SERVING with them. The check runs after the engine starts and before health
 turns SERVING; a failure is logged (`golden_check_failed`, with each prompt, expectation and output) and the worker
-stays NOT_SERVING.
-
-File format (JSON): `[{"prompt": str, "expected": str, "max_output_tokens": int (optional, default 4)}, ...]`.
+stays NOT_SERVING. The prompts' file format is `core.golden`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
+from core.golden import GoldenPrompt
 from services.worker.engine import GREEDY, Engine, GenerationRequest
-
-
-@dataclass(frozen=True)
-class GoldenPrompt:
-    """A prompt and a substring its greedy continuation must contain.
-
-    Attributes:
-        prompt: Raw text passed to the model as is (no chat template).
-        expected: Substring expected in the first `max_output_tokens` generated tokens.
-        max_output_tokens: How many tokens to generate for the check.
-    """
-
-    prompt: str
-    expected: str
-    max_output_tokens: int = 4
 
 
 @dataclass(frozen=True)
@@ -40,22 +22,6 @@ class GoldenFailure:
     prompt: str
     expected: str
     output: str
-
-
-def load_golden_prompts(path: Path) -> list[GoldenPrompt]:
-    """Reads a golden-prompt file.
-
-    Raises:
-        ValueError: the file is not a non-empty JSON list of {prompt, expected[, max_output_tokens]} objects.
-    """
-    try:
-        rows = json.loads(path.read_text())
-        prompts = [GoldenPrompt(**row) for row in rows]
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ValueError(f"golden prompt file {path} is malformed: {exc}") from exc
-    if not prompts or any(not p.prompt or not p.expected or p.max_output_tokens < 1 for p in prompts):
-        raise ValueError(f"golden prompt file {path} needs non-empty prompts and expectations")
-    return prompts
 
 
 def failure_of(golden: GoldenPrompt, output: str) -> GoldenFailure | None:

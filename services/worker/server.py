@@ -19,13 +19,14 @@ import signal
 
 import structlog
 
+from core.golden import load_golden_prompts
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from services.common.logging import configure_logging
 from services.common.server import GrpcServer, build_server, run_until_signal
 from services.common.telemetry import process_telemetry
 from services.worker.admission import WorkerAdmission
 from services.worker.engine import Engine, EngineDeadError
-from services.worker.golden import load_golden_prompts, run_golden_check
+from services.worker.golden import run_golden_check
 from services.worker.prometheus_metrics import WorkerMetrics
 from services.worker.servicer import InferenceWorkerServicer, ServingState
 from services.worker.settings import WorkerSettings

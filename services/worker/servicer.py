@@ -106,20 +106,10 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
         self, request: worker_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[worker_pb2.GenerateResponse]:
         received_at = time.monotonic()
-        validate_worker_request(request, max_model_len=self._max_model_len)
-        self._require_serving()
-        prompt_token_ids = self._tokenize(request)
-        validate_prompt_length(len(prompt_token_ids), request.max_output_tokens, max_model_len=self._max_model_len)
-        request_id = request.request_id or uuid.uuid4().hex
-        if request_id in self._in_flight:
-            raise InvalidArgumentError(f"request_id {request_id!r} is already in flight")
-        sampling = conversions.to_sampling_spec(request.sampling)
-        engine_request = GenerationRequest(request_id, prompt_token_ids, request.max_output_tokens, sampling)
-
-        # RESOURCE_EXHAUSTED (with retry-after-ms) when the load would make it miss its deadline.
-        self._admission.admit(request_id, request.max_output_tokens, context.time_remaining())
+        engine_request = self._admit(request, context)
+        request_id = engine_request.request_id
         self._in_flight.add(request_id)
-        observed = self._metrics.request(received_at, len(prompt_token_ids))
+        observed = self._metrics.request(received_at, len(engine_request.prompt_token_ids))
         stream = self._engine.generate(engine_request)
         last: GenerationDelta | None = None
         first_token_at: float | None = None
@@ -137,14 +127,8 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
                     self._admission.on_tokens(request_id, len(delta.token_ids))
                     yield worker_pb2.GenerateResponse(chunk=chunk)
                     if len(self._in_flight) >= self._coalesce_min_streams:
-                        # Under load, let the engine's collector merge tokens for a few ms: fewer, larger messages
-                        # keep the stream (and this process's CPU) up with the engine. TTFT is unaffected. A stream
-                        # whose remaining tokens come in less than a window (at this chunk's rate) waits only until
-                        # they are due, so its last chunk and usage are not held back.
-                        window_s = coalesce_window_s(len(self._in_flight), self._max_chunks_per_s,
-                                                     self._coalesce_window_s, self._coalesce_max_window_s)
-                        due_windows = (request.max_output_tokens - next_index) / len(delta.token_ids)
-                        await asyncio.sleep(window_s * min(1.0, due_windows))
+                        await asyncio.sleep(self._coalesce_pause_s(request.max_output_tokens - next_index,
+                                                                   len(delta.token_ids)))
                 last = delta
             finished_at = time.monotonic()
         except (EngineDeadError, EngineNotReadyError) as exc:
@@ -166,27 +150,64 @@ class InferenceWorkerServicer(worker_pb2_grpc.InferenceWorkerServiceServicer):
                 log.info("engine_request_aborted", request_id=request_id, reason=reason.value, tokens_sent=next_index)
         if last is None or not last.finished:
             raise UnavailableError(f"engine stream of {request_id} ended before completion")
+        observed.completed(finished_at)
+        yield worker_pb2.GenerateResponse(
+            complete=self._completion(last, request_id, received_at, first_token_at or finished_at, finished_at)
+        )
+
+    def _admit(self, request: worker_pb2.GenerateRequest, context: grpc.aio.ServicerContext) -> GenerationRequest:
+        """The engine request for a Generate call, once it is valid, fits the context and is admitted.
+
+        Raises:
+            InvalidArgumentError: a bad field (`core.requests`), a prompt too long for the context, or a request id
+                already in flight.
+            UnavailableError: the worker is not serving.
+            ResourceExhaustedError: the load would make it miss its deadline (with `retry-after-ms`).
+        """
+        validate_worker_request(request, max_model_len=self._max_model_len)
+        self._require_serving()
+        prompt_token_ids = self._tokenize(request)
+        validate_prompt_length(len(prompt_token_ids), request.max_output_tokens, max_model_len=self._max_model_len)
+        request_id = request.request_id or uuid.uuid4().hex
+        if request_id in self._in_flight:
+            raise InvalidArgumentError(f"request_id {request_id!r} is already in flight")
+        sampling = conversions.to_sampling_spec(request.sampling)
+        self._admission.admit(request_id, request.max_output_tokens, context.time_remaining())
+        return GenerationRequest(request_id, prompt_token_ids, request.max_output_tokens, sampling)
+
+    def _coalesce_pause_s(self, tokens_left: int, chunk_tokens: int) -> float:
+        """How long a stream under load waits after a chunk, s.
+
+        Under load, letting the engine's collector merge tokens for a few ms gives fewer, larger messages, which
+        keep the stream (and this process's CPU) up with the engine; TTFT is unaffected. A stream whose remaining
+        tokens come in less than a window (at this chunk's rate) waits only until they are due, so its last chunk
+        and usage are not held back.
+        """
+        window_s = coalesce_window_s(len(self._in_flight), self._max_chunks_per_s, self._coalesce_window_s,
+                                     self._coalesce_max_window_s)
+        return window_s * min(1.0, tokens_left / chunk_tokens)
+
+    def _completion(self, last: GenerationDelta, request_id: str, received_at: float, first_token_at: float,
+                    finished_at: float) -> worker_pb2.GenerationComplete:
+        """The stream's last message (usage, finish reason, latencies in ms); also set on the server span."""
         usage = common_pb2.Usage(
             prompt_tokens=last.prompt_tokens,
             completion_tokens=last.completion_tokens,
             total_tokens=last.prompt_tokens + last.completion_tokens,
         )
-        observed.completed(finished_at)
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes({"quantmesh.request_id": request_id,
                                  "quantmesh.usage.prompt_tokens": usage.prompt_tokens,
                                  "quantmesh.usage.completion_tokens": usage.completion_tokens,
                                  "quantmesh.finish_reason": last.finish_reason.value if last.finish_reason else ""})
-        yield worker_pb2.GenerateResponse(
-            complete=worker_pb2.GenerationComplete(
-                usage=usage,
-                finish_reason=conversions.to_finish_reason(last.finish_reason),
-                ttft_ms=((first_token_at or finished_at) - received_at) * 1000.0,
-                e2e_latency_ms=(finished_at - received_at) * 1000.0,
-                served_by=self._pair,
-                request_id=request_id,
-            )
+        return worker_pb2.GenerationComplete(
+            usage=usage,
+            finish_reason=conversions.to_finish_reason(last.finish_reason),
+            ttft_ms=(first_token_at - received_at) * 1000.0,
+            e2e_latency_ms=(finished_at - received_at) * 1000.0,
+            served_by=self._pair,
+            request_id=request_id,
         )
 
     def _require_serving(self) -> None:

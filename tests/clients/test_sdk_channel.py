@@ -83,7 +83,7 @@ class ScriptedRouter(router_pb2_grpc.RouterServiceServicer, router_pb2_grpc.Rout
         if action == "endless":
             while context.is_active():
                 yield router_pb2.GenerateResponse(chunk=common_pb2.TokenChunk(text=".", token_ids=[2]))
-                time.sleep(0.01)
+                time.sleep(0.01)  # deliberate: the endless stream's pace
             return
         yield router_pb2.GenerateResponse(chunk=common_pb2.TokenChunk(text="ris", token_ids=[2], first_token_index=1))
         yield router_pb2.GenerateResponse(summary=router_pb2.GenerationSummary(

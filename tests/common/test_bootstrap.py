@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -23,6 +22,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from services.classifier.server import create_server
 from services.classifier.settings import ClassifierSettings
+from tests.fixtures.waiting import wait_until
 from tools.mesh.launch import start_classifier
 from tools.paths import REPO_ROOT
 
@@ -96,9 +96,9 @@ def test_sigterm_drains_an_in_flight_stream_before_exiting(tmp_path: Path) -> No
         assert next(stream).request_id == "before"
 
         process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while health_pb2.HealthCheckResponse.NOT_SERVING not in health_updates[1:] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        wait_until(lambda: not_serving in health_updates[1:], 10, interval_s=0.05,
+                   message=lambda: f"health did not turn NOT_SERVING: {health_updates}")
         assert health_updates[0] == health_pb2.HealthCheckResponse.SERVING
         assert health_pb2.HealthCheckResponse.NOT_SERVING in health_updates[1:], "health did not turn NOT_SERVING"
         assert process.exit_code() is None, "the server exited with a stream still in flight"

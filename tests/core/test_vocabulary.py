@@ -36,3 +36,13 @@ def test_is_known_proto_refuses_unspecified_and_unknown_numbers() -> None:
     assert vocabulary.is_known_proto(Quantization, common_pb2.QUANTIZATION_AWQ)
     assert not vocabulary.is_known_proto(Quantization, common_pb2.QUANTIZATION_UNSPECIFIED)
     assert not vocabulary.is_known_proto(Quantization, 42)
+
+
+def test_known_field_types_refuse_unspecified() -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    for field_type, member in ((vocabulary.KnownQuantization, "awq"), (vocabulary.KnownTier, "hard"),
+                               (vocabulary.KnownIntent, "math")):
+        assert TypeAdapter(field_type).validate_python(member).value == member
+        with pytest.raises(ValidationError, match="must be one of"):
+            TypeAdapter(field_type).validate_python("unspecified")

@@ -1,8 +1,8 @@
 """Values in the manifests and the compose file match the code, so they cannot drift: env var names are settings
 fields, their values pass the settings' own validation, ports agree between settings, container ports, probes,
 Services and health checks, probe service names are the services the protos define, commands run modules that
-exist, and every metric name the alerts, dashboard and autoscalers use is in the documented list (and, once issue 7
-lands, in the code)."""
+exist, every metric name the alerts, dashboard and autoscalers use is in the documented list, and the
+documented list is exactly what the code registers."""
 
 from __future__ import annotations
 
@@ -43,10 +43,6 @@ def settings_class(component: str) -> type[ServerSettings]:
 
 def env_prefix(component: str) -> str:
     return settings_class(component).model_config["env_prefix"]
-
-
-def metrics_port_is_a_setting() -> bool:
-    return all("metrics_port" in settings_class(c).model_fields for c in HEALTH_SERVICES)
 
 
 @dataclass
@@ -125,16 +121,12 @@ def test_env_var_names_are_fields_of_the_right_settings_class(containers):
             if not name.startswith(prefixes[container.component]):
                 continue
             setting = name.removeprefix(prefixes[container.component]).lower()
-            if setting == "metrics_port" and not metrics_port_is_a_setting():
-                continue  # pending: test_metrics_port_is_a_setting
             assert setting in fields, f"{container.where}: {name} is not a {container.component} setting"
 
 
 def test_env_values_pass_the_settings_validation(containers, monkeypatch):
     for container in containers:
         env = container.settings_env()
-        if not metrics_port_is_a_setting():
-            env.pop(f"{env_prefix(container.component)}METRICS_PORT", None)
         with monkeypatch.context() as patch:
             for name in [n for n in os.environ if n.startswith("QUANTMESH_")]:
                 patch.delenv(name)
@@ -254,13 +246,13 @@ def test_every_metric_used_is_documented_with_its_type(rendered_overlays):
 
 
 def _metric_names_in_code() -> set[str]:
-    """Metric names defined in services/: what the modules that use prometheus_client register in the default
-    registry once imported (prometheus_client strips _total from counters: added back), plus the quoted
-    quantmesh_* names in those modules (for metrics kept in a registry of their own)."""
+    """Metric names defined in services/ and core/: what the modules that use prometheus_client register in
+    the default registry once imported (prometheus_client strips _total from counters: added back), plus the
+    quoted quantmesh_* names in those modules (for metrics kept in a registry of their own)."""
     from prometheus_client import REGISTRY
 
     names = set()
-    for path in sorted((REPO / "services").glob("*/*.py")):
+    for path in sorted([*(REPO / "services").rglob("*.py"), *(REPO / "core").rglob("*.py")]):
         text = path.read_text()
         if "prometheus_client" not in text or path.name == "__main__.py":
             continue
@@ -271,18 +263,17 @@ def _metric_names_in_code() -> set[str]:
     return {n for n in names if n.startswith("quantmesh_")}
 
 
-def test_documented_metrics_exist_in_the_code():
+def test_documented_metrics_are_the_ones_the_code_defines():
     in_code = _metric_names_in_code()
-    if not in_code:
-        pytest.skip("pending issue 7: no quantmesh_ metric is registered by any module in services/ yet")
-    missing = sorted(set(documented_metrics()) - in_code)
-    assert not missing, f"documented in deploy/README.md but not defined in services/: {missing}"
+    documented = set(documented_metrics())
+    missing = sorted(documented - in_code)
+    assert not missing, f"documented in deploy/README.md but not defined in services/ or core/: {missing}"
+    undocumented = sorted(in_code - documented)
+    assert not undocumented, f"defined in the code but not in deploy/README.md 'Metrics': {undocumented}"
 
 
 def test_metrics_port_is_a_setting():
-    if not any("metrics_port" in settings_class(c).model_fields for c in HEALTH_SERVICES):
-        pytest.skip("pending issue 7: no settings class has `metrics_port` yet; the manifests already set "
-                    "QUANTMESH_<SERVICE>_METRICS_PORT (9101/9102/9103)")
+    """The manifests and the compose file set QUANTMESH_<SERVICE>_METRICS_PORT (9101/9102/9103) for each."""
     missing = [c for c in HEALTH_SERVICES if "metrics_port" not in settings_class(c).model_fields]
     assert not missing, f"settings without metrics_port: {missing}"
 

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from core.classification import Classification
-from core.vocabulary import ComplexityTier, ProfileSource
+from core.vocabulary import ComplexityTier, ProfileSource, TaskIntent
 from services.common import tracing
 from services.router.circuit_breaker import CircuitState
 from services.router.policy import PolicyConfig, RoutingRequest, WorkerView, decide
@@ -88,7 +88,7 @@ def test_decision_attributes_name_the_choice_and_every_rejection() -> None:
     doc = document(pair_dict("attr-small", "127.0.0.1:1", accuracy=(0.5, 0.5, 0.5)),
                    pair_dict("attr-large", "127.0.0.1:2", accuracy=(0.95, 0.95, 0.95)), version=3)
     workers = {pair.key: WorkerView(healthy=True) for pair in doc.pairs}
-    query = Classification(tier=ComplexityTier.HARD, intent=None, numeric_token_share=0.0, estimated_input_tokens=10)
+    query = Classification(tier=ComplexityTier.HARD, intent=TaskIntent.UNSPECIFIED, numeric_token_share=0.0, estimated_input_tokens=10)
     decision = decide(RoutingRequest(max_output_tokens=4, budget_ms=5000, required_accuracy=0.9), query, doc,
                       workers, PolicyConfig())
     attributes = decision_attributes(decision, query, "interactive", "req-1", classifier_degraded=False)

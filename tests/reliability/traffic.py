@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from clients.messages import Requirements
 from clients.sdk import AsyncQuantmeshClient
+from tests.fixtures.waiting import await_until
 from tests.reliability.accounting import RequestOutcome, run_generate
 
 PROMPT = "Summarise in one line: the quarterly report shows revenue up and costs flat."
@@ -24,11 +25,11 @@ async def traffic_during(client: AsyncQuantmeshClient, requirements: Requirement
         while time.monotonic() < end:
             outcome = await run_generate(client, prompt, requirements)
             outcomes.append(outcome)
-            if not outcome.ok:
+            if not outcome.ok:  # deliberate: a closed-loop caller backs off as the hint says
                 await asyncio.sleep(outcome.retry_after_s or 0.05)
 
     async def inject() -> None:
-        await asyncio.sleep(fault_at_s)
+        await asyncio.sleep(fault_at_s)  # deliberate: the fault lands this far into the traffic
         await fault()
 
     await asyncio.gather(inject(), *(caller() for _ in range(clients)))
@@ -36,13 +37,12 @@ async def traffic_during(client: AsyncQuantmeshClient, requirements: Requirement
 
 
 async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, interval_s: float = 0.2) -> bool:
-    """Polls `predicate` until it is true (True) or `timeout_s` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(interval_s)
-    return False
+    """Polls `predicate` until it is true (True) or `timeout_s` passes (False: the scenarios record
+    recovery as a figure before they assert it)."""
+    try:
+        return bool(await await_until(predicate, timeout_s, interval_s))
+    except AssertionError:
+        return False
 
 
 async def reconnected(client: AsyncQuantmeshClient, requirements: Requirements,
@@ -55,5 +55,5 @@ async def reconnected(client: AsyncQuantmeshClient, requirements: Requirements,
         outcomes.append(await run_generate(client, PROMPT, requirements))
         if outcomes[-1].ok:
             break
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the interval of this poll (deadline above); every attempt is an outcome
     return outcomes, time.monotonic() - started

@@ -13,6 +13,7 @@ from core.profiles import ProfileDocument
 from core.vocabulary import ProfileSource
 from services.router.profile_store import ActiveProfiles, ProfileFollower, ProfileStore, connect
 from tests.fixtures.redis import RedisServer
+from tests.fixtures.waiting import await_until
 from tests.router.helpers import document, pair_dict
 
 V1 = document(pair_dict("model-a", "127.0.0.1:3001"))
@@ -24,13 +25,6 @@ async def store(redis_server: RedisServer) -> AsyncIterator[ProfileStore]:
     client = connect(redis_server.url)
     yield ProfileStore(client, prefix=f"test:{uuid.uuid4().hex}")
     await client.aclose()
-
-
-async def wait_for(predicate, timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_publish_assigns_increasing_versions_and_read_validates(store: ProfileStore) -> None:
@@ -66,9 +60,11 @@ async def test_an_invalid_document_in_redis_is_not_swapped_in(store: ProfileStor
     await store.publish(V1)
     follower.start()
     try:
-        await wait_for(lambda: active.current is not None)
+        await await_until(lambda: active.current is not None, 10.0, message="no document loaded")
         await store.client.set(store.document_key, '{"schema_version": 1, "pairs": []}')
         await store.client.publish(store.channel, "2")
+        # Deliberate: the check is that nothing happens (the invalid document is never swapped in), and the
+        # follower exposes no sign that it read and refused it, so it gets ample time for the pub/sub message.
         await asyncio.sleep(0.3)
         assert active.current.document.version == 1 and active.current.source is ProfileSource.REDIS
     finally:
@@ -92,23 +88,25 @@ async def test_follower_swaps_new_versions_and_survives_a_redis_outage(redis_ser
         await asyncio.wait_for(follower.connected.wait(), 5)
         assert active.current.source is ProfileSource.STATIC_FILE  # nothing in Redis yet: the seed stays
         await store.publish(V1)
-        await wait_for(lambda: active.current.source is ProfileSource.REDIS)
+        await await_until(lambda: active.current.source is ProfileSource.REDIS, 10.0,
+                          message="the published document was not swapped in")
         await store.publish(V2)
-        await wait_for(lambda: active.current.document.version == 2)
+        await await_until(lambda: active.current.document.version == 2, 10.0, message="no version 2")
         assert swaps == [1, 2]
 
         redis_server.kill()
-        await wait_for(lambda: not follower.connected.is_set())
+        await await_until(lambda: not follower.connected.is_set(), 10.0, message="the outage went unnoticed")
         with pytest.raises(UnavailableError):
             await store.publish(V1)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # deliberate: an outage of several reconnect attempts; nothing may change
         assert active.current.document.version == 2 and len(active.current.document.pairs) == 2
 
         redis_server.start()  # comes back empty (no persistence): the last good version stays
         await asyncio.wait_for(follower.connected.wait(), 10)
         assert active.current.document.version == 2
         await store.publish(V1)  # version 1 of the new store, a different document: followed
-        await wait_for(lambda: len(active.current.document.pairs) == 1)
+        await await_until(lambda: len(active.current.document.pairs) == 1, 10.0,
+                          message="the new store's document was not followed")
     finally:
         await follower.stop()
         await client.aclose()

@@ -6,7 +6,6 @@ worker is unhealthy (the router's WatchLoad streams cannot connect).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -16,6 +15,7 @@ import pytest
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from services.router.profile_store import ProfileStore, connect
+from tests.fixtures.waiting import await_until
 from tests.router.helpers import document, document_dict, pair_dict
 from tools.mesh.processes import free_port
 
@@ -122,11 +122,14 @@ async def test_validate_and_publish_profiles(router) -> None:
     assert (await admin.ValidateProfiles(router_pb2.ValidateProfilesRequest(document_json=good.to_json()))).valid
     published = await admin.PublishProfiles(router_pb2.PublishProfilesRequest(document_json=good.to_json()))
     assert published.version == 1
-    for _ in range(200):  # the router swaps it in from the pub/sub message, without restart
-        current = await admin.GetProfiles(router_pb2.GetProfilesRequest(), timeout=5)
-        if current.source == router_pb2.PROFILE_SOURCE_REDIS:
-            break
-        await asyncio.sleep(0.02)
+    seen: list[router_pb2.GetProfilesResponse] = []
+
+    async def from_redis() -> router_pb2.GetProfilesResponse | None:
+        seen.append(current := await admin.GetProfiles(router_pb2.GetProfilesRequest(), timeout=5))
+        return current if current.source == router_pb2.PROFILE_SOURCE_REDIS else None
+
+    # The router swaps it in from the pub/sub message, without restart.
+    current = await await_until(from_redis, 10.0, message=lambda: f"still the static profiles: {seen[-1]}")
     assert current.version == 1 and json.loads(current.document_json)["pairs"][0]["model_id"] == "tiny-a"
 
     with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -27,7 +27,7 @@ EXECUTOR = textwrap.dedent(f"""
     def bound():
         os.sched_setaffinity(0, {{{BOUND_CORE}}})
         print("ready", flush=True)
-        time.sleep(60)
+        time.sleep(60)  # deliberate: stays alive (bound) until the test kills the process
     threading.Thread(target=bound, daemon=True).start()
     time.sleep(60)
 """)

@@ -35,6 +35,8 @@ async def test_watchers_wake_on_change_and_time_out_otherwise() -> None:
     assert loop.time() - started >= 0.045  # nothing changed: the full timeout
 
     watchers = [asyncio.create_task(tracker.wait_for_change(version, 5.0)) for _ in range(3)]
+    # Lets the watchers reach their wait (nothing public to poll); one that had not would return at once below,
+    # so the assertions hold either way, only the path tested would differ.
     await asyncio.sleep(0.01)
     tracker.update_scheduler(1, 0, 0.1)
     await asyncio.wait_for(asyncio.gather(*watchers), 1.0)  # every watcher woke on the change

@@ -21,7 +21,7 @@ async def test_a_slow_consumer_gets_merged_deltas_without_gaps() -> None:
     deltas = []
     async for delta in engine.generate(request):
         deltas.append(delta)
-        await asyncio.sleep(0.01)  # ~10 tokens become due while the consumer is busy
+        await asyncio.sleep(0.01)  # deliberately slow consumer: ~10 tokens become due while it is busy
     token_ids = [token for delta in deltas for token in delta.token_ids]
     assert token_ids == [i % len(WORDS) for i in range(60)]  # every token once, in order
     assert len(deltas) < 30  # merged: far fewer deltas than tokens

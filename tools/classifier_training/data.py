@@ -1,4 +1,4 @@
-"""Reads the shared evaluation data (`../shared/data/`, see its README) into plain records.
+"""Reads the shared evaluation data (`data/` in the repository, see its README) into plain records.
 
 Sources (cited in `tools/classifier_training/README.md`): RouteLLM per-prompt correctness of a weak model
 (Mixtral-8x7B-Instruct) and a strong one (GPT-4-1106-preview) on GSM8K and MMLU, MT-Bench questions, CLINC150

@@ -23,7 +23,6 @@ from core.vocabulary import KnownQuantization
 from tools.mesh.sample import SOURCES
 from tools.paths import DATA_DIR
 
-"""`../shared/data` next to the repository (see its README)."""
 TINY_MODEL_PREFIX = "tiny:"
 """`model: tiny:s` (or `tiny:m`) asks for the tiny local model of that size, built on first run."""
 ADDRESS_PATTERN = r"^[^\s:]+:\d{1,5}$"
@@ -222,7 +221,7 @@ def load_mesh_config(path: Path) -> MeshConfig:
 def derived_profile_fields(profile: dict[str, Any]) -> dict[str, Any]:
     """`profile` with `cost_per_1m_tokens_usd` derived (when absent) and `measured_at` defaulted to now (UTC).
 
-    Cost formula (DESIGN.md "Profiles"): instance_price_per_hour_usd / (throughput_tokens_per_s x 3600) x 1e6.
+    Cost formula (docs/architecture.md "Profiles"): instance_price_per_hour_usd / (throughput_tokens_per_s x 3600) x 1e6.
     """
     filled = dict(profile)
     if "cost_per_1m_tokens_usd" not in filled:

@@ -6,7 +6,7 @@ split (`tools.classifier_training.training_data.complexity_splits`, same seed), 
 category (the same `stratified_split` call the Classifier's intent head makes), CLINC150 from the source's own
 `test` split (in-scope intents). RouteLLM's contaminated prompts are already dropped by `tools.classifier_training.data`.
 Sources: lm-sys/RouteLLM (GSM8K, MMLU, MT-Bench; Apache-2.0 / MIT) and clinc/oos-eval (CLINC150; CC BY 3.0), see
-`../shared/data/README.md`.
+`data/README.md`.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class AccuracyReport:
 
     def missing_tiers(self) -> list[ComplexityTier]:
         """Tiers with no item: their accuracy cannot be measured."""
-        return [tier for tier in ComplexityTier if tier not in self.by_tier]
+        return [tier for tier in ComplexityTier.known() if tier not in self.by_tier]
 
 
 def _tally(keys_and_scores: list[tuple[object, bool]]) -> dict:

@@ -1,6 +1,6 @@
-"""Builds `deploy/profiler/eval-sample.jsonl`: a small eval set of real held-out items from `../shared/data/`.
+"""Builds `deploy/profiler/eval-sample.jsonl`: a small eval set of real held-out items from `data/`.
 
-    .venv/bin/python tools/profiler/build_eval_sample.py [--data-dir ../shared/data] [--output FILE]
+    .venv/bin/python -m tools.profiler.build_eval_sample [--data-dir data] [--output FILE]
 
 Every item is in the classifier's test split (`tools.classifier_training.training_data.complexity_splits` with the
 classifier's default seed, or CLINC150's own test split), so the sample never overlaps what the classifier trained

@@ -117,7 +117,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _missing_tiers(items: Sequence[EvalItem]) -> list[str]:
     present = {item.tier for item in items}
-    return [tier.value for tier in ComplexityTier if tier not in present]
+    return [tier.value for tier in ComplexityTier.known() if tier not in present]
 
 
 async def _profile_all(args: argparse.Namespace, config: RunConfig, items: list[EvalItem],

@@ -34,7 +34,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.vocabulary import ComplexityTier, TaskIntent
+from core.vocabulary import KnownIntent, KnownTier
 
 MAX_STOP_STRINGS = 8  # the worker's limit (quantmesh.common.v1.SamplingParams.stop)
 MAX_LETTERS = 26
@@ -73,8 +73,8 @@ class EvalItem(BaseModel):
     id: str = Field(min_length=1, max_length=128)
     prompt: str | None = Field(None, min_length=1)
     messages: Annotated[tuple[ChatTurn, ...], Field(min_length=1)] | None = None
-    tier: ComplexityTier
-    intent: TaskIntent
+    tier: KnownTier
+    intent: KnownIntent
     scorer: Scorer = Scorer.EXACT_MATCH
     expected: str | float | list[str] | None = None
     pattern: str | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from services.worker.golden import GoldenPrompt
+from core.golden import GoldenPrompt
 
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "<|end|>"

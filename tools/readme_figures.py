@@ -1,0 +1,75 @@
+"""The README's headline figures, read from the committed result files, never typed by hand.
+
+`python -m tools.readme_figures` prints the markdown table that README.md holds between
+`<!-- headline-figures:start -->` and `<!-- headline-figures:end -->`; tests/docs/test_readme.py fails when the two
+differ, so after a benchmark or evaluation run, paste the printed table there. Each figure is the `figures` entry of
+its source: `benchmarks/results/<name>.json` (written by `benchmarks/<name>.py`) or the classifier's
+`tools/classifier_training/reports/evaluation.json` (written by `python -m tools.classifier_training.evaluate`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from tools.paths import REPO_ROOT
+
+START_MARKER = "<!-- headline-figures:start -->"
+END_MARKER = "<!-- headline-figures:end -->"
+CLASSIFIER_REPORT = "tools/classifier_training/reports/evaluation.json"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row: what it measures, where it comes from (a JSON file under the repository root and its key in
+    `figures`), its unit and the target it is held to ("–" when none)."""
+
+    what: str
+    source: str
+    name: str
+    unit: str
+    target: str = "–"
+
+
+HEADLINE = (
+    Figure("Classifier: needs-strong-model ROC-AUC, GSM8K test split", CLASSIFIER_REPORT, "gsm8k_roc_auc", "0-1"),
+    Figure("Classifier: needs-strong-model ROC-AUC, MMLU test split", CLASSIFIER_REPORT, "mmlu_roc_auc", "0-1"),
+    Figure("Classifier: weak-to-strong gap recovered (APGR), GSM8K", CLASSIFIER_REPORT, "gsm8k_apgr", "0-1"),
+    Figure("Classifier: weak-to-strong gap recovered (APGR), MMLU", CLASSIFIER_REPORT, "mmlu_apgr", "0-1"),
+    Figure("Classifier: intent macro-F1, test split", CLASSIFIER_REPORT, "intent_macro_f1", "0-1"),
+    Figure("Classifier: one classification in process, p50", "benchmarks/results/classifier.json",
+           "inprocess_p50_ms", "ms", "≤ 1"),
+    Figure("Classifier: one `Classify` call over gRPC, p50", "benchmarks/results/classifier.json",
+           "grpc_p50_ms", "ms", "≤ 2"),
+    Figure("Router: latency added, 1 stream, classifier in the router, p50", "benchmarks/results/router_overhead.json",
+           "added_p50_ms_1", "ms", "≤ 2"),
+    Figure("Router: latency added, 1 stream, classifier in the router, p99", "benchmarks/results/router_overhead.json",
+           "added_p99_ms_1", "ms", "≤ 6"),
+    Figure("Worker: gRPC over in-process output tokens/s, 64 streams", "benchmarks/results/worker_stream.json",
+           "grpc_over_inprocess_tokens_per_s_64", "ratio", "≥ 0.90"),
+)
+
+
+def headline_table() -> str:
+    """The headline figures as a markdown table, one row per `HEADLINE` entry, values to 3 significant digits,
+    ending with a newline.
+
+    Raises:
+        FileNotFoundError: a source file is missing.
+        KeyError: a source has no such figure (renamed or not measured).
+    """
+    figures = {source: json.loads((REPO_ROOT / source).read_text())["figures"]
+               for source in {figure.source for figure in HEADLINE}}
+    rows = ["| figure | value | unit | target | source (`figures` entry) |", "|---|---|---|---|---|"]
+    rows += [f"| {f.what} | {figures[f.source][f.name]:#.3g} | {f.unit} | {f.target} | `{f.source}` `{f.name}` |"
+             for f in HEADLINE]
+    return "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    """Prints `headline_table()` to stdout."""
+    print(headline_table(), end="")
+
+
+if __name__ == "__main__":
+    main()
