@@ -235,7 +235,7 @@ def _chat_with(role: int, content: str = "Hi") -> common_pb2.Conversation:
             "sampling.stop",
         ),
         (worker_pb2.GenerateRequest(chat=_chat_with(9), max_output_tokens=4), "chat.messages[0].role"),
-        (worker_pb2.GenerateRequest(max_output_tokens=4), "prompt or chat"),
+        (worker_pb2.GenerateRequest(max_output_tokens=4), "input"),
     ],
 )
 async def test_bad_input_is_invalid_argument_naming_the_field(
