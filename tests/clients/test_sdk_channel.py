@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
+from clients.channel import service_config
 from clients.messages import GenerationSummary, Requirements, RouteDecision, TokenChunk
-from clients.sdk import AsyncQuantmeshClient, QuantmeshClient, service_config
+from clients.sdk import AsyncQuantmeshClient, QuantmeshClient
 from core.errors import (
     CancelledError,
     InvalidArgumentError,

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 import clients
-from clients import sdk
+from clients import admin, sdk
 from tools.paths import REPO_ROOT
 from tools.readme_figures import END_MARKER, START_MARKER, headline_table
 
@@ -22,8 +22,8 @@ README = (REPO_ROOT / "README.md").read_text()
 # (first line of the code in README.md, code) per ```python block.
 SNIPPETS = [(README.count("\n", 0, match.start(1)) + 1, match.group(1))
             for match in re.finditer(r"^```python\n(.*?)^```$", README, re.MULTILINE | re.DOTALL)]
-FAKED_CLIENTS = ((sdk.QuantmeshClient, sdk.ProfilesAdmin, "__enter__"),
-                 (sdk.AsyncQuantmeshClient, sdk.AsyncProfilesAdmin, "__aenter__"))
+FAKED_CLIENTS = ((sdk.QuantmeshClient, admin.ProfilesAdmin, "__enter__"),
+                 (sdk.AsyncQuantmeshClient, admin.AsyncProfilesAdmin, "__aenter__"))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from core.classifier_model.reference_tokenizer import (
     ReferenceTokenizer,
     train_reference_tokenizer,
 )
+from core.classifier_model.tiers import TierThresholds
 from tools.classifier_training.data import data_fingerprint
 from tools.classifier_training.metrics import apgr, routing_curve
 from tools.classifier_training.splits import TRAIN, VALIDATION
@@ -132,6 +134,44 @@ def test_split_digest(sets: TrainingSets) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """The fitted tokenizer and featurizer, and a feature matrix builder for encoded texts."""
+
+    tokenizer: ReferenceTokenizer
+    featurizer: Featurizer
+
+    def encode(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids and raw dense features, shape (texts, len(DENSE_FEATURES))."""
+        return encode_texts(self.tokenizer, texts)
+
+    def matrix(self, ids: list[list[int]], dense: np.ndarray) -> sp.csr_matrix:
+        """Standardised features, shape (texts, n_features)."""
+        featurizer = self.featurizer
+        return rows_to_csr(featurizer, featurizer.token_rows(ids), (dense - featurizer.dense_mean) / featurizer.dense_scale)
+
+
+@dataclass(frozen=True)
+class _ComplexityHeads:
+    """Weights (heads, n_features), bias (heads,), Platt calibration (heads, 2), tier thresholds and the report."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    calibration: np.ndarray
+    thresholds: TierThresholds
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _IntentHead:
+    """Weights (n_features, intents), bias (intents,), the chosen C and validation macro-F1 by C."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    c: float
+    f1_by_c: dict[str, float]
+
+
 def train(
     data_dir: Path,
     output_dir: Path,
@@ -139,7 +179,12 @@ def train(
     traffic_path: Path | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Trains and writes the artifact; returns its manifest."""
+    """Trains and writes the artifact (`core.classifier_model.artifact`) into `output_dir`; returns its manifest.
+
+    Steps: the splits (`training_data`), the reference tokenizer and feature standardisation (training split
+    only), the two complexity heads with C chosen by cross-validation and Platt-calibrated on validation, the tier
+    thresholds (validation), the intent head with C chosen on validation, then the weights and the manifest.
+    """
     started = time.monotonic()
     sets = build_training_sets(data_dir, seed, traffic_path)
     complexity_train, complexity_validation = sets.complexity[TRAIN], sets.complexity[VALIDATION]
@@ -148,43 +193,64 @@ def train(
         f"splits: complexity train {len(complexity_train)} / validation {len(complexity_validation)}, "
         f"intent train {len(intent_train)} / validation {len(intent_validation)}"
     )
-
     output_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer_path = output_dir / artifact_io.TOKENIZER
-    train_reference_tokenizer(
-        [p.prompt for p in complexity_train] + [e.text for e in intent_train], VOCAB_SIZE
-    ).save(str(tokenizer_path))
-    tokenizer = ReferenceTokenizer(tokenizer_path)
-
-    train_ids, train_dense = encode_texts(tokenizer, [p.prompt for p in complexity_train])
-    validation_ids, validation_dense = encode_texts(tokenizer, [p.prompt for p in complexity_validation])
-    intent_train_ids, intent_train_dense = encode_texts(tokenizer, [e.text for e in intent_train])
-    intent_validation_ids, intent_validation_dense = encode_texts(
-        tokenizer, [e.text for e in intent_validation]
+    encoded = _fit_encoding(output_dir, [p.prompt for p in complexity_train], [e.text for e in intent_train])
+    complexity = _fit_complexity_heads(encoded, complexity_train, complexity_validation, seed, log)
+    intent = _fit_intent_head(encoded, intent_train, intent_validation, log)
+    featurizer = encoded.featurizer
+    artifact_io.write_weights(
+        output_dir / artifact_io.WEIGHTS,
+        {
+            "dense_mean": featurizer.dense_mean,
+            "dense_scale": featurizer.dense_scale,
+            "complexity_weights": complexity.weights.astype(np.float32),
+            "complexity_bias": complexity.bias,
+            "complexity_calibration": complexity.calibration,
+            "intent_weights": intent.weights.astype(np.float32),
+            "intent_bias": intent.bias,
+        },
     )
-    mean, scale = fit_dense_standardisation(np.vstack((train_dense, intent_train_dense)))
-    featurizer = Featurizer(tokenizer.vocab_size, BIGRAM_BUCKETS, mean, scale)
+    manifest = _manifest(data_dir, traffic_path, seed, sets, encoded, complexity, intent)
+    artifact_io.write_manifest(output_dir, manifest)
+    log(f"wrote {output_dir} ({manifest['model_version']}) in {time.monotonic() - started:.0f} s")
+    return manifest
 
-    def matrix(ids: list[list[int]], dense: np.ndarray) -> sp.csr_matrix:
-        return rows_to_csr(featurizer, featurizer.token_rows(ids), (dense - mean) / scale)
 
-    x_train, x_validation = matrix(train_ids, train_dense), matrix(validation_ids, validation_dense)
-    columns = complexity_columns(featurizer)
+def _fit_encoding(output_dir: Path, complexity_texts: list[str], intent_texts: list[str]) -> _Encoded:
+    """Trains the reference tokenizer on the training texts (written to `output_dir`) and fits the dense
+    features' standardisation on them."""
+    tokenizer_path = output_dir / artifact_io.TOKENIZER
+    train_reference_tokenizer(complexity_texts + intent_texts, VOCAB_SIZE).save(str(tokenizer_path))
+    tokenizer = ReferenceTokenizer(tokenizer_path)
+    _, complexity_dense = encode_texts(tokenizer, complexity_texts)
+    _, intent_dense = encode_texts(tokenizer, intent_texts)
+    mean, scale = fit_dense_standardisation(np.vstack((complexity_dense, intent_dense)))
+    return _Encoded(tokenizer, Featurizer(tokenizer.vocab_size, BIGRAM_BUCKETS, mean, scale))
+
+
+def _fit_complexity_heads(encoded: _Encoded, train_prompts: list, validation_prompts: list, seed: int,
+                          log: Any) -> _ComplexityHeads:
+    """One L2 logistic regression per complexity head (C by cross-validation on the training split), its Platt
+    calibration on the validation split, and the tier thresholds from the calibrated validation probabilities."""
+    train_ids, train_dense = encoded.encode([p.prompt for p in train_prompts])
+    validation_ids, validation_dense = encoded.encode([p.prompt for p in validation_prompts])
+    x_train, x_validation = encoded.matrix(train_ids, train_dense), encoded.matrix(validation_ids, validation_dense)
+    columns = complexity_columns(encoded.featurizer)
     heads_train, heads_validation = complexity_heads(train_dense), complexity_heads(validation_dense)
-    labels_train = np.array([p.needs_strong for p in complexity_train])
-    labels_validation = np.array([p.needs_strong for p in complexity_validation])
-    weak_train = np.array([p.weak_correct for p in complexity_train])
-    strong_train = np.array([p.strong_correct for p in complexity_train])
-    weak_validation = np.array([p.weak_correct for p in complexity_validation])
-    strong_validation = np.array([p.strong_correct for p in complexity_validation])
-    chars_train = np.array([len(p.prompt) for p in complexity_train], dtype=np.float64)
-    chars_validation = np.array([len(p.prompt) for p in complexity_validation], dtype=np.float64)
+    labels_train = np.array([p.needs_strong for p in train_prompts])
+    labels_validation = np.array([p.needs_strong for p in validation_prompts])
+    weak_train = np.array([p.weak_correct for p in train_prompts])
+    strong_train = np.array([p.strong_correct for p in train_prompts])
+    weak_validation = np.array([p.weak_correct for p in validation_prompts])
+    strong_validation = np.array([p.strong_correct for p in validation_prompts])
+    chars_train = np.array([len(p.prompt) for p in train_prompts], dtype=np.float64)
+    chars_validation = np.array([len(p.prompt) for p in validation_prompts], dtype=np.float64)
 
-    weights = np.zeros((len(COMPLEXITY_HEADS), featurizer.n_features))
+    weights = np.zeros((len(COMPLEXITY_HEADS), encoded.featurizer.n_features))
     bias = np.zeros(len(COMPLEXITY_HEADS))
     calibration = np.zeros((len(COMPLEXITY_HEADS), 2))
-    validation_probability = np.zeros(len(complexity_validation))
-    head_report: dict[str, Any] = {}
+    validation_probability = np.zeros(len(validation_prompts))
+    report: dict[str, Any] = {}
     for head, name in enumerate(COMPLEXITY_HEADS):
         rows = heads_train == head
         x_head = x_train[rows][:, columns]
@@ -203,7 +269,7 @@ def train(
         validation_args = (
             labels_validation[validation_rows], weak_validation[validation_rows], strong_validation[validation_rows]
         )
-        head_report[name] = {
+        report[name] = {
             "c": c,
             **cv_report,
             "validation": _routing_scores(logits, *validation_args),
@@ -211,42 +277,40 @@ def train(
             "train_prompts": int(rows.sum()),
             "validation_prompts": int(validation_rows.sum()),
         }
-        log(f"complexity head {name}: C={c}, {int(rows.sum())} training prompts, {head_report[name]}")
+        log(f"complexity head {name}: C={c}, {int(rows.sum())} training prompts, {report[name]}")
     thresholds = choose_thresholds(validation_probability, weak_validation, strong_validation)
     log(f"tier thresholds (validation): {thresholds}")
+    return _ComplexityHeads(weights, bias, calibration, thresholds, report)
 
+
+def _fit_intent_head(encoded: _Encoded, train_examples: list, validation_examples: list, log: Any) -> _IntentHead:
+    """A multinomial logistic regression over the intents, C chosen by validation macro-F1."""
     intent_index = {name: i for i, name in enumerate(INTENTS)}
-    x_intent_train = matrix(intent_train_ids, intent_train_dense)
-    x_intent_validation = matrix(intent_validation_ids, intent_validation_dense)
-    y_intent_train = np.array([intent_index[e.intent] for e in intent_train])
-    y_intent_validation = np.array([intent_index[e.intent] for e in intent_validation])
-    best_f1, intent_model, intent_c = -1.0, None, None
-    intent_scores: dict[str, float] = {}
+    x_train = encoded.matrix(*encoded.encode([e.text for e in train_examples]))
+    x_validation = encoded.matrix(*encoded.encode([e.text for e in validation_examples]))
+    y_train = np.array([intent_index[e.intent] for e in train_examples])
+    y_validation = np.array([intent_index[e.intent] for e in validation_examples])
+    best_f1, best_model, best_c = -1.0, None, None
+    f1_by_c: dict[str, float] = {}
     for c in INTENT_C_GRID:
-        candidate = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_intent_train, y_intent_train)
-        f1 = float(f1_score(y_intent_validation, candidate.predict(x_intent_validation), average="macro"))
-        intent_scores[str(c)] = f1
+        candidate = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_train, y_train)
+        f1 = float(f1_score(y_validation, candidate.predict(x_validation), average="macro"))
+        f1_by_c[str(c)] = f1
         if f1 > best_f1:
-            best_f1, intent_model, intent_c = f1, candidate, c
-    assert intent_model is not None
-    log(f"intent: C={intent_c} (validation macro-F1 by C {intent_scores})")
-    intent_weights = np.zeros((featurizer.n_features, len(INTENTS)))
-    intent_bias = np.full(len(INTENTS), -1e4)  # intents with no training examples (OTHER) are never predicted
-    intent_weights[:, intent_model.classes_] = intent_model.coef_.T
-    intent_bias[intent_model.classes_] = intent_model.intercept_
+            best_f1, best_model, best_c = f1, candidate, c
+    assert best_model is not None and best_c is not None
+    log(f"intent: C={best_c} (validation macro-F1 by C {f1_by_c})")
+    weights = np.zeros((encoded.featurizer.n_features, len(INTENTS)))
+    bias = np.full(len(INTENTS), -1e4)  # intents with no training examples (OTHER) are never predicted
+    weights[:, best_model.classes_] = best_model.coef_.T
+    bias[best_model.classes_] = best_model.intercept_
+    return _IntentHead(weights, bias, best_c, f1_by_c)
 
-    artifact_io.write_weights(
-        output_dir / artifact_io.WEIGHTS,
-        {
-            "dense_mean": mean,
-            "dense_scale": scale,
-            "complexity_weights": weights.astype(np.float32),
-            "complexity_bias": bias,
-            "complexity_calibration": calibration,
-            "intent_weights": intent_weights.astype(np.float32),
-            "intent_bias": intent_bias,
-        },
-    )
+
+def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, encoded: _Encoded,
+              complexity: _ComplexityHeads, intent: _IntentHead) -> dict[str, Any]:
+    """The artifact's manifest (README.md, "Artifact"): version, parameters, data fingerprint, split sizes,
+    feature layout, training reports, tier thresholds and intents."""
     fingerprint = data_fingerprint(data_dir)
     if traffic_path is not None:
         fingerprint = hashlib.sha256(
@@ -261,7 +325,7 @@ def train(
         "cv_folds": CV_FOLDS,
         "traffic": traffic_path is not None,
     }
-    manifest = {
+    return {
         "model_version": model_version(fingerprint, params),
         "trained_by": "python -m tools.classifier_training.train",
         "params": params,
@@ -271,19 +335,17 @@ def train(
             "complexity": {split: len(items) for split, items in sets.complexity.items()},
             "intent": {split: len(items) for split, items in sets.intent.items()},
         },
-        "vocab_size": tokenizer.vocab_size,
+        "vocab_size": encoded.tokenizer.vocab_size,
         "bigram_buckets": BIGRAM_BUCKETS,
-        "n_features": featurizer.n_features,
+        "n_features": encoded.featurizer.n_features,
         "dense_features": list(DENSE_FEATURES),
         "complexity_heads": list(COMPLEXITY_HEADS),
-        "complexity_training": head_report,
-        "tier_thresholds": {"complex_from": thresholds.complex_from, "hard_from": thresholds.hard_from},
+        "complexity_training": complexity.report,
+        "tier_thresholds": {"complex_from": complexity.thresholds.complex_from,
+                            "hard_from": complexity.thresholds.hard_from},
         "intents": list(INTENTS),
-        "intent_training": {"c": intent_c, "validation_macro_f1_by_c": intent_scores},
+        "intent_training": {"c": intent.c, "validation_macro_f1_by_c": intent.f1_by_c},
     }
-    artifact_io.write_manifest(output_dir, manifest)
-    log(f"wrote {output_dir} ({manifest['model_version']}) in {time.monotonic() - started:.0f} s")
-    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
