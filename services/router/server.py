@@ -85,13 +85,7 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
         store = ProfileStore(redis_client, settings.profiles_prefix)
         follower = ProfileFollower(store, profiles)
 
-    classifier_channel = None
-    classifier: QueryClassifier | None = None
-    if settings.classifier_artifact_dir is not None:
-        classifier = EmbeddedClassifier(ClassifierModel.load(settings.classifier_artifact_dir))
-    elif settings.classifier_address:
-        classifier_channel = open_upstream(settings.classifier_address)
-        classifier = RemoteClassifier(classifier_pb2_grpc.ClassifierServiceStub(classifier_channel))
+    classifier, classifier_channel = _query_classifier(settings, open_upstream)
 
     router = RouterServicer(profiles, workers, classifier, settings.classifier_timeout_ms / 1000.0,
                             settings.policy_config(), settings.retry_policy(), settings.worker_deadline_margin_ms,
@@ -108,17 +102,7 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
     metrics.start(lambda: workers.states(profiles.current.document) if profiles.current is not None else {})
     if follower is not None:
         follower.start()
-    # Serving needs profiles: from the static file at once, or from Redis as soon as the follower reads them.
-    pending: set[asyncio.Task[None]] = set()
-    if profiles.current is not None:
-        await grpc_server.set_serving(True)
-    else:
-        def serve_once_loaded(_: LoadedProfiles) -> None:
-            task = asyncio.get_running_loop().create_task(grpc_server.set_serving(True))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-        profiles.on_change(serve_once_loaded)
+    await _serve_once_profiles_loaded(grpc_server, profiles)
 
     async def close() -> None:
         await metrics.stop()
@@ -135,6 +119,35 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
                          else settings.classifier_address),
              redis=settings.redis_url is not None, static_profiles=str(settings.static_profiles_path))
     return grpc_server, grpc_server.port, close
+
+
+def _query_classifier(settings: RouterSettings, open_upstream: Callable[[str], grpc.aio.Channel]
+                      ) -> tuple[QueryClassifier | None, grpc.aio.Channel | None]:
+    """The classifier the settings ask for (the model in process, or the ClassifierService), and the channel to close
+    (None in process); (None, None) for a router that always uses the degraded rules."""
+    if settings.classifier_artifact_dir is not None:
+        return EmbeddedClassifier(ClassifierModel.load(settings.classifier_artifact_dir)), None
+    if settings.classifier_address:
+        channel = open_upstream(settings.classifier_address)
+        return RemoteClassifier(classifier_pb2_grpc.ClassifierServiceStub(channel)), channel
+    return None, None
+
+
+_PENDING: set[asyncio.Task[None]] = set()  # keeps the serving-switch task referenced until it has run
+
+
+async def _serve_once_profiles_loaded(grpc_server: GrpcServer, profiles: ActiveProfiles) -> None:
+    """Serving needs profiles: SERVING at once from a static file, or as soon as the Redis follower reads them."""
+    if profiles.current is not None:
+        await grpc_server.set_serving(True)
+        return
+
+    def serve_once_loaded(_: LoadedProfiles) -> None:
+        task = asyncio.get_running_loop().create_task(grpc_server.set_serving(True))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+    profiles.on_change(serve_once_loaded)
 
 
 async def serve(settings: RouterSettings) -> None:

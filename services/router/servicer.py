@@ -23,7 +23,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -101,14 +101,6 @@ class _Attempts:
     last_error: grpc.aio.AioRpcError | None = None
 
 
-class _RetryNext(Exception):
-    """A worker failed before its first token with a retryable status: try the next pair."""
-
-    def __init__(self, error: grpc.aio.AioRpcError) -> None:
-        super().__init__(error.code().name)
-        self.error = error
-
-
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Route and Generate.
 
@@ -159,6 +151,61 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         worker_request = convert.worker_request(request, routed.request_id)
         metadata = _outgoing_metadata(context, routed.request_id)
         attempts = _Attempts()
+        # The relay loop stays in this one generator: a nested generator per attempt costs every token a frame.
+        for candidate, handle in self._candidates(routed, attempts, record):
+            handle.breaker.on_request_start()
+            call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
+                                        metadata=metadata)
+            responses = aiter(call)
+            relayed_tokens = 0
+            first_token_at: float | None = None
+            complete = None
+            try:
+                if not attempts.decision_sent:
+                    attempts.decision_sent = True
+                    # One loop turn first: the worker call's task sends its request before the decision is
+                    # serialised and sent, since the first token waits on the worker, not on the decision.
+                    await asyncio.sleep(0)
+                    self._record_decision(routed)
+                    yield router_pb2.GenerateResponse(decision=routed.decision_proto())
+                async for response in responses:
+                    if not response.HasField("chunk"):
+                        # The worker's last message: the summary goes out now, not after its trailing OK status.
+                        complete = response.complete
+                        break
+                    if first_token_at is None:
+                        first_token_at = time.monotonic()
+                        record.first_token(candidate, first_token_at - received_at)
+                    relayed_tokens += len(response.chunk.token_ids)
+                    yield router_pb2.GenerateResponse(chunk=response.chunk)
+                handle.breaker.record_success()
+            except grpc.aio.AioRpcError as error:
+                self._raise_unless_retryable(error, candidate, handle, routed, attempts.count, relayed_tokens,
+                                             first_token_at is not None, record, received_at)
+                attempts.last_error = error
+                delay_ms = self._retry.next_backoff_ms(attempts.count, routed.deadline.remaining_ms(), self._rng)
+                if delay_ms is None:
+                    break
+                record.retried(candidate, error.code())
+                await asyncio.sleep(delay_ms / 1000.0)
+                continue
+            finally:
+                if complete is None:  # caller cancellation or a failure: abort the worker's request
+                    call.cancel()
+            if complete is None:
+                raise UnavailableError(f"worker {candidate.pair.name} ended its stream without a completion message")
+            summary = _summary(candidate, complete, attempts.count, received_at, first_token_at)
+            try:
+                yield router_pb2.GenerateResponse(summary=summary)
+            finally:  # after the send: off the caller's critical path, and recorded even if the caller left
+                self._completed(responses, candidate, summary, record)
+            return
+        self._raise_exhausted(routed, attempts, record, received_at)
+
+    def _candidates(self, routed: _Routed, attempts: _Attempts,
+                    record: GenerateRecord) -> Iterator[tuple[CandidateScore, WorkerHandle]]:
+        """The pairs to try, in the decision's order: the chosen one, then its retry order, skipping a retry whose
+        breaker refuses traffic; counts each attempt and records the failover from the previous pair."""
         for candidate in (routed.decision.chosen, *routed.decision.retry_order):
             assert candidate is not None  # ROUTED / FALLBACK always choose
             handle = self._workers.handle(candidate.pair.endpoint)
@@ -168,19 +215,17 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             if attempts.tried is not None:
                 record.failed_over(attempts.tried)
             attempts.tried = candidate
-            try:
-                async for response in self._attempt(candidate, handle, routed, worker_request, metadata, attempts,
-                                                    record, received_at):
-                    yield response
-                return
-            except _RetryNext as retry:
-                attempts.last_error = retry.error
-                delay_ms = self._retry.next_backoff_ms(attempts.count, routed.deadline.remaining_ms(), self._rng)
-                if delay_ms is None:
-                    break
-                record.retried(candidate, retry.error.code())
-                await asyncio.sleep(delay_ms / 1000.0)
-        self._raise_exhausted(routed, attempts, record, received_at)
+            yield candidate, handle
+
+    def _completed(self, responses: AsyncIterator[worker_pb2.GenerateResponse], candidate: CandidateScore,
+                   summary: router_pb2.GenerationSummary, record: GenerateRecord) -> None:
+        """After the summary was sent: the worker call's trailing status read in the background, the metrics and
+        the span's usage."""
+        self._finish_in_background(responses, candidate.pair.name)
+        record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(summary_attributes(summary))
 
     def _refuse_unless_admitted(self, routed: _Routed, max_output_tokens: int) -> None:
         """Raises for a REJECTED decision (INVALID_ARGUMENT when the prompt fits no pair's context, UNAVAILABLE
@@ -199,66 +244,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             self._metrics.rejected(routed.tier, routed.mode)
             raise refusal
 
-    async def _attempt(self, candidate: CandidateScore, handle: WorkerHandle, routed: _Routed,
-                       worker_request: worker_pb2.GenerateRequest, metadata: tuple[tuple[str, str], ...],
-                       attempts: _Attempts, record: GenerateRecord,
-                       received_at: float) -> AsyncIterator[router_pb2.GenerateResponse]:
-        """One worker call: the decision (first attempt only), every token as it comes, then the summary.
-
-        Raises:
-            _RetryNext: a retryable failure (UNAVAILABLE, RESOURCE_EXHAUSTED) before the first token.
-            DeadlineExceededError / UnavailableError / InvalidArgumentError: a failure that ends the call.
-        """
-        handle.breaker.on_request_start()
-        call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
-                                    metadata=metadata)
-        responses = aiter(call)
-        relayed_tokens = 0
-        first_token_at: float | None = None
-        complete = None
-        try:
-            if not attempts.decision_sent:
-                attempts.decision_sent = True
-                # One loop turn first: the worker call's task sends its request before the decision is serialised
-                # and sent, since the first token waits on the worker, not on the decision.
-                await asyncio.sleep(0)
-                self._record_decision(routed)
-                yield router_pb2.GenerateResponse(decision=routed.decision_proto())
-            async for response in responses:
-                if not response.HasField("chunk"):
-                    # The worker's last message: the summary goes out now, not after its trailing OK status.
-                    complete = response.complete
-                    break
-                if first_token_at is None:
-                    first_token_at = time.monotonic()
-                    record.first_token(candidate, first_token_at - received_at)
-                relayed_tokens += len(response.chunk.token_ids)
-                yield router_pb2.GenerateResponse(chunk=response.chunk)
-            handle.breaker.record_success()
-        except grpc.aio.AioRpcError as error:
-            self._worker_failed(error, candidate, handle, routed, attempts.count, relayed_tokens,
-                                first_token_at is not None, record, received_at)
-        finally:
-            if complete is None:  # caller cancellation or a failure: abort the worker's request
-                call.cancel()
-        if complete is None:
-            raise UnavailableError(f"worker {candidate.pair.name} ended its stream without a completion message")
-        summary = _summary(candidate, complete, attempts.count, received_at, first_token_at)
-        try:
-            yield router_pb2.GenerateResponse(summary=summary)
-        finally:  # after the send: off the caller's critical path, and recorded even if the caller left
-            self._finish_in_background(responses, candidate.pair.name)
-            record.completed(candidate, summary.e2e_latency_ms / 1000.0, summary.actual_cost_usd)
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.set_attributes(summary_attributes(summary))
-
     @staticmethod
-    def _worker_failed(error: grpc.aio.AioRpcError, candidate: CandidateScore, handle: WorkerHandle,
-                       routed: _Routed, attempt: int, relayed_tokens: int, streamed: bool, record: GenerateRecord,
-                       received_at: float) -> NoReturn:
-        """Counts a failed worker call on its breaker and raises what the caller gets: `_RetryNext` before the
-        first token for a retryable code; after it, UNAVAILABLE, since a retry would send tokens twice."""
+    def _raise_unless_retryable(error: grpc.aio.AioRpcError, candidate: CandidateScore, handle: WorkerHandle,
+                                routed: _Routed, attempt: int, relayed_tokens: int, streamed: bool,
+                                record: GenerateRecord, received_at: float) -> None:
+        """Counts a failed worker call on its breaker and raises what the caller gets, unless the failure is
+        retryable on the next pair (UNAVAILABLE or RESOURCE_EXHAUSTED before the first token). After the first
+        token it is UNAVAILABLE: a retry would send tokens twice."""
         code = error.code()
         if code in WORKER_FAILURE_CODES:
             handle.breaker.record_failure()
@@ -279,7 +271,6 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             raise InvalidArgumentError(error.details() or "invalid request") from None
         if code not in RETRYABLE_CODES:
             raise UnavailableError(f"worker {candidate.pair.name} failed: {code.name}: {error.details()}") from None
-        raise _RetryNext(error)
 
     def _raise_exhausted(self, routed: _Routed, attempts: _Attempts, record: GenerateRecord,
                          received_at: float) -> NoReturn:
