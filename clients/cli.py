@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("profile", add_help=False,
                         help="measure model-quantization pairs and build (or publish) their profiles")
 
+    commands.add_parser("models", add_help=False,
+                        help="fetch the pinned real models and convert them into checkpoints vLLM serves")
+
     profiles = commands.add_parser("profiles", parents=[sub_options], help="read, validate or publish profiles")
     actions = profiles.add_subparsers(dest="action", required=True)
     get = actions.add_parser("get", parents=[sub_options], help="the profile document in use")
@@ -314,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools.profiler.cli import main as profiler_main  # imported here: matplotlib is slow to import
 
         return profiler_main(argv[1:])
+    if argv[:1] == ["models"]:  # tools/models/cli.py
+        from tools.models.cli import main as models_main
+
+        return models_main(argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"serve": serve, "up": up, "chat": chat, "route": route, "profiles": profiles}
     try:
