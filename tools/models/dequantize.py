@@ -4,18 +4,21 @@ transformers reads the GGUF file, dequantizes every tensor (`gguf.dequantize`) a
 saved with its tokenizer and the chat template the GGUF file carries. Loading with `GgufConfig(dequantize=True)`
 matters: without it transformers keeps a GGUF quantizer on the model and refuses to save it. The checkpoint is
 written to a temporary directory beside the target and renamed at the end, so an interrupted run leaves nothing
-half-written; `quantmesh_model.json` in it records where it came from (source, GGUF file and its SHA-256, license).
+half-written; `quantmesh_model.json` in it records where it came from (source, GGUF file and its SHA-256, license),
+and `golden_prompts.json` the source's golden prompts, which the worker checks before it reports SERVING.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from tools.models.catalog import ModelSource
 
 PROVENANCE_FILE = "quantmesh_model.json"
+GOLDEN_FILE = "golden_prompts.json"  # where the worker looks for its start-up check by default
 
 
 def bf16_dir(source: ModelSource, models_dir: Path) -> Path:
@@ -51,6 +54,8 @@ def dequantize(source: ModelSource, gguf: Path, target: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial, save_jinja_files=False)
+    if source.golden:
+        (partial / GOLDEN_FILE).write_text(json.dumps([asdict(golden) for golden in source.golden], indent=2) + "\n")
     (partial / PROVENANCE_FILE).write_text(json.dumps({
         "model": source.name,
         "upstream": source.upstream,
