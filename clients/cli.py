@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", add_help=False,
                         help="fetch the pinned real models and convert them into checkpoints vLLM serves")
+    commands.add_parser("quantize", add_help=False,
+                        help="write a model's w8a8 / w4a16 pairs, each published once its golden check passes")
 
     profiles = commands.add_parser("profiles", parents=[sub_options], help="read, validate or publish profiles")
     actions = profiles.add_subparsers(dest="action", required=True)
@@ -317,10 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools.profiler.cli import main as profiler_main  # imported here: matplotlib is slow to import
 
         return profiler_main(argv[1:])
-    if argv[:1] == ["models"]:  # tools/models/cli.py
+    if argv[:1] in (["models"], ["quantize"]):  # tools/models/cli.py (`quantize` is `models quantize`)
         from tools.models.cli import main as models_main
 
-        return models_main(argv[1:])
+        return models_main(argv[1:] if argv[0] == "models" else argv)
     args = build_parser().parse_args(argv)
     handlers = {"serve": serve, "up": up, "chat": chat, "route": route, "profiles": profiles}
     try:

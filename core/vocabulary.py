@@ -40,6 +40,8 @@ class Quantization(ProtoEnum):
     AWQ = "awq"
     GPTQ = "gptq"
     GGUF = "gguf"
+    W8A8 = "w8a8"
+    W4A16 = "w4a16"
 
 
 class ComplexityTier(ProtoEnum):

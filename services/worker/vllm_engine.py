@@ -108,6 +108,9 @@ class VllmEngine(Engine):
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self._gpu_index)  # before vLLM initialises the device
         if self._cpu_threads_bind is not None:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = self._cpu_threads_bind  # read when the executor starts
+        # vLLM's CPU WNA16 kernel quantizes the activations to int8 too unless told not to (VLLM_CPU_INT4_W4A8
+        # defaults to 1): a w4a16 pair keeps its 16-bit activations, as its name and profile say.
+        os.environ.setdefault("VLLM_CPU_INT4_W4A8", "0")
         self._llm = await asyncio.to_thread(self._build)
         if self._isolate_engine_cores:
             self._keep_off_engine_cores()

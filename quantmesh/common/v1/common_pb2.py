@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n quantmesh/common/v1/common.proto\x12\x13quantmesh.common.v1\"K\n\x0b\x43hatMessage\x12+\n\x04role\x18\x01 \x01(\x0e\x32\x1d.quantmesh.common.v1.ChatRole\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"B\n\x0c\x43onversation\x12\x32\n\x08messages\x18\x01 \x03(\x0b\x32 .quantmesh.common.v1.ChatMessage\"\x8a\x02\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x1d\n\x10presence_penalty\x18\x06 \x01(\x02H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x07 \x01(\x02H\x05\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"b\n\x15ModelQuantizationPair\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x37\n\x0cquantization\x18\x02 \x01(\x0e\x32!.quantmesh.common.v1.Quantization\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\"H\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12\x19\n\x11\x66irst_token_index\x18\x03 \x01(\r*\x9d\x01\n\x0cQuantization\x12\x1c\n\x18QUANTIZATION_UNSPECIFIED\x10\x00\x12\x15\n\x11QUANTIZATION_NONE\x10\x01\x12\x14\n\x10QUANTIZATION_FP8\x10\x02\x12\x14\n\x10QUANTIZATION_AWQ\x10\x03\x12\x15\n\x11QUANTIZATION_GPTQ\x10\x04\x12\x15\n\x11QUANTIZATION_GGUF\x10\x05*\x84\x01\n\x0e\x43omplexityTier\x12\x1f\n\x1b\x43OMPLEXITY_TIER_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPLEXITY_TIER_SIMPLE\x10\x01\x12\x1b\n\x17\x43OMPLEXITY_TIER_COMPLEX\x10\x02\x12\x18\n\x14\x43OMPLEXITY_TIER_HARD\x10\x03*\xb6\x02\n\nTaskIntent\x12\x1b\n\x17TASK_INTENT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_INTENT_CLASSIFICATION\x10\x01\x12\x1a\n\x16TASK_INTENT_EXTRACTION\x10\x02\x12\"\n\x1eTASK_INTENT_QUESTION_ANSWERING\x10\x03\x12\x1d\n\x19TASK_INTENT_SUMMARIZATION\x10\x04\x12\x14\n\x10TASK_INTENT_CODE\x10\x05\x12\x14\n\x10TASK_INTENT_MATH\x10\x06\x12\x19\n\x15TASK_INTENT_REASONING\x10\x07\x12\x18\n\x14TASK_INTENT_CREATIVE\x10\x08\x12\x14\n\x10TASK_INTENT_CHAT\x10\t\x12\x15\n\x11TASK_INTENT_OTHER\x10\n*a\n\x0bRoutingMode\x12\x1c\n\x18ROUTING_MODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18ROUTING_MODE_INTERACTIVE\x10\x01\x12\x16\n\x12ROUTING_MODE_BATCH\x10\x02*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03*h\n\x08\x43hatRole\x12\x19\n\x15\x43HAT_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HAT_ROLE_SYSTEM\x10\x01\x12\x12\n\x0e\x43HAT_ROLE_USER\x10\x02\x12\x17\n\x13\x43HAT_ROLE_ASSISTANT\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n quantmesh/common/v1/common.proto\x12\x13quantmesh.common.v1\"K\n\x0b\x43hatMessage\x12+\n\x04role\x18\x01 \x01(\x0e\x32\x1d.quantmesh.common.v1.ChatRole\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"B\n\x0c\x43onversation\x12\x32\n\x08messages\x18\x01 \x03(\x0b\x32 .quantmesh.common.v1.ChatMessage\"\x8a\x02\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x1d\n\x10presence_penalty\x18\x06 \x01(\x02H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x07 \x01(\x02H\x05\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"b\n\x15ModelQuantizationPair\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x37\n\x0cquantization\x18\x02 \x01(\x0e\x32!.quantmesh.common.v1.Quantization\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\"H\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12\x19\n\x11\x66irst_token_index\x18\x03 \x01(\r*\xcc\x01\n\x0cQuantization\x12\x1c\n\x18QUANTIZATION_UNSPECIFIED\x10\x00\x12\x15\n\x11QUANTIZATION_NONE\x10\x01\x12\x14\n\x10QUANTIZATION_FP8\x10\x02\x12\x14\n\x10QUANTIZATION_AWQ\x10\x03\x12\x15\n\x11QUANTIZATION_GPTQ\x10\x04\x12\x15\n\x11QUANTIZATION_GGUF\x10\x05\x12\x15\n\x11QUANTIZATION_W8A8\x10\x06\x12\x16\n\x12QUANTIZATION_W4A16\x10\x07*\x84\x01\n\x0e\x43omplexityTier\x12\x1f\n\x1b\x43OMPLEXITY_TIER_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPLEXITY_TIER_SIMPLE\x10\x01\x12\x1b\n\x17\x43OMPLEXITY_TIER_COMPLEX\x10\x02\x12\x18\n\x14\x43OMPLEXITY_TIER_HARD\x10\x03*\xb6\x02\n\nTaskIntent\x12\x1b\n\x17TASK_INTENT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_INTENT_CLASSIFICATION\x10\x01\x12\x1a\n\x16TASK_INTENT_EXTRACTION\x10\x02\x12\"\n\x1eTASK_INTENT_QUESTION_ANSWERING\x10\x03\x12\x1d\n\x19TASK_INTENT_SUMMARIZATION\x10\x04\x12\x14\n\x10TASK_INTENT_CODE\x10\x05\x12\x14\n\x10TASK_INTENT_MATH\x10\x06\x12\x19\n\x15TASK_INTENT_REASONING\x10\x07\x12\x18\n\x14TASK_INTENT_CREATIVE\x10\x08\x12\x14\n\x10TASK_INTENT_CHAT\x10\t\x12\x15\n\x11TASK_INTENT_OTHER\x10\n*a\n\x0bRoutingMode\x12\x1c\n\x18ROUTING_MODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18ROUTING_MODE_INTERACTIVE\x10\x01\x12\x16\n\x12ROUTING_MODE_BATCH\x10\x02*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03*h\n\x08\x43hatRole\x12\x19\n\x15\x43HAT_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HAT_ROLE_SYSTEM\x10\x01\x12\x12\n\x0e\x43HAT_ROLE_USER\x10\x02\x12\x17\n\x13\x43HAT_ROLE_ASSISTANT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,17 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quantmesh.common.v1.common_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUANTIZATION']._serialized_start=727
-  _globals['_QUANTIZATION']._serialized_end=884
-  _globals['_COMPLEXITYTIER']._serialized_start=887
-  _globals['_COMPLEXITYTIER']._serialized_end=1019
-  _globals['_TASKINTENT']._serialized_start=1022
-  _globals['_TASKINTENT']._serialized_end=1332
-  _globals['_ROUTINGMODE']._serialized_start=1334
-  _globals['_ROUTINGMODE']._serialized_end=1431
-  _globals['_FINISHREASON']._serialized_start=1433
-  _globals['_FINISHREASON']._serialized_end=1553
-  _globals['_CHATROLE']._serialized_start=1555
-  _globals['_CHATROLE']._serialized_end=1659
+  _globals['_QUANTIZATION']._serialized_end=931
+  _globals['_COMPLEXITYTIER']._serialized_start=934
+  _globals['_COMPLEXITYTIER']._serialized_end=1066
+  _globals['_TASKINTENT']._serialized_start=1069
+  _globals['_TASKINTENT']._serialized_end=1379
+  _globals['_ROUTINGMODE']._serialized_start=1381
+  _globals['_ROUTINGMODE']._serialized_end=1478
+  _globals['_FINISHREASON']._serialized_start=1480
+  _globals['_FINISHREASON']._serialized_end=1600
+  _globals['_CHATROLE']._serialized_start=1602
+  _globals['_CHATROLE']._serialized_end=1706
   _globals['_CHATMESSAGE']._serialized_start=57
   _globals['_CHATMESSAGE']._serialized_end=132
   _globals['_CONVERSATION']._serialized_start=134

@@ -37,6 +37,10 @@ class _QuantizationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Quantiza
     """GPTQ post-training quantization, 4-bit weights."""
     QUANTIZATION_GGUF: _Quantization.ValueType  # 5
     """llama.cpp GGUF quantized weights."""
+    QUANTIZATION_W8A8: _Quantization.ValueType  # 6
+    """INT8 weights (per channel) and INT8 activations (per token, dynamic), a compressed-tensors checkpoint."""
+    QUANTIZATION_W4A16: _Quantization.ValueType  # 7
+    """INT4 weights (per group) with 16-bit activations, a compressed-tensors checkpoint."""
 
 class Quantization(_Quantization, metaclass=_QuantizationEnumTypeWrapper):
     """Weight (and activation) quantization of a served model."""
@@ -53,6 +57,10 @@ QUANTIZATION_GPTQ: Quantization.ValueType  # 4
 """GPTQ post-training quantization, 4-bit weights."""
 QUANTIZATION_GGUF: Quantization.ValueType  # 5
 """llama.cpp GGUF quantized weights."""
+QUANTIZATION_W8A8: Quantization.ValueType  # 6
+"""INT8 weights (per channel) and INT8 activations (per token, dynamic), a compressed-tensors checkpoint."""
+QUANTIZATION_W4A16: Quantization.ValueType  # 7
+"""INT4 weights (per group) with 16-bit activations, a compressed-tensors checkpoint."""
 Global___Quantization: _TypeAlias = Quantization  # noqa: Y015
 
 class _ComplexityTier:
