@@ -1,14 +1,15 @@
 """The README's headline figures, read from the committed result files, never typed by hand.
 
 `python -m tools.readme_figures` prints the markdown table that README.md holds between
-`<!-- headline-figures:start -->` and `<!-- headline-figures:end -->`; tests/docs/test_readme.py fails when the two
-differ, so after a benchmark or evaluation run, paste the printed table there. Each figure is the `figures` entry of
+`<!-- headline-figures:start -->` and `<!-- headline-figures:end -->`, and `--write` puts it there;
+tests/docs/test_readme.py fails when the two differ, so a benchmark or evaluation run is followed by `--write`. Each figure is the `figures` entry of
 its source: `benchmarks/results/<name>.json` (written by `benchmarks/<name>.py`) or the classifier's
 `tools/classifier_training/reports/evaluation.json` (written by `python -m tools.classifier_training.evaluate`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 
@@ -66,9 +67,17 @@ def headline_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def main() -> None:
-    """Prints `headline_table()` to stdout."""
-    print(headline_table(), end="")
+def main(argv: list[str] | None = None) -> None:
+    """Prints `headline_table()` to stdout, or with `--write` replaces the README's table with it."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="replace the table between the README's markers")
+    if not parser.parse_args(argv).write:
+        print(headline_table(), end="")
+        return
+    readme = REPO_ROOT / "README.md"
+    text = readme.read_text()
+    start = text.index(START_MARKER) + len(START_MARKER) + 1
+    readme.write_text(text[:start] + headline_table() + text[text.index(END_MARKER):])
 
 
 if __name__ == "__main__":

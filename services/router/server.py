@@ -133,19 +133,17 @@ def _query_classifier(settings: RouterSettings, open_upstream: Callable[[str], g
     return None, None
 
 
-_PENDING: set[asyncio.Task[None]] = set()  # keeps the serving-switch task referenced until it has run
-
-
 async def _serve_once_profiles_loaded(grpc_server: GrpcServer, profiles: ActiveProfiles) -> None:
     """Serving needs profiles: SERVING at once from a static file, or as soon as the Redis follower reads them."""
     if profiles.current is not None:
         await grpc_server.set_serving(True)
         return
+    pending: set[asyncio.Task[None]] = set()  # keeps the serving-switch task referenced until it has run
 
     def serve_once_loaded(_: LoadedProfiles) -> None:
         task = asyncio.get_running_loop().create_task(grpc_server.set_serving(True))
-        _PENDING.add(task)
-        task.add_done_callback(_PENDING.discard)
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     profiles.on_change(serve_once_loaded)
 

@@ -26,7 +26,6 @@ SERVICE = "quantmesh.worker.v1.InferenceWorkerService"
 @dataclass
 class InProcessWorker:
     engine: ScriptedEngine
-    server: WorkerServer
     stub: worker_pb2_grpc.InferenceWorkerServiceStub
     health: health_pb2_grpc.HealthStub
 
@@ -47,7 +46,7 @@ async def _start(engine: ScriptedEngine) -> tuple[WorkerServer, grpc.aio.Channel
 async def worker() -> AsyncIterator[InProcessWorker]:
     engine = ScriptedEngine()
     server, channel = await _start(engine)
-    running = InProcessWorker(engine, server, worker_pb2_grpc.InferenceWorkerServiceStub(channel),
+    running = InProcessWorker(engine, worker_pb2_grpc.InferenceWorkerServiceStub(channel),
                               health_pb2_grpc.HealthStub(channel))
     await await_until(lambda: _has_status(running, health_pb2.HealthCheckResponse.SERVING), 5.0,
                       message="the in-process worker did not become SERVING")

@@ -56,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.action in ("prepare", "quantize"):
                 checkpoint = dequantize(source, gguf, bf16_dir(source, args.models_dir))
                 print(f"{source.name}: bf16 checkpoint {checkpoint}", flush=True)
-            for scheme in (args.scheme or sorted(SCHEMES)) if args.action == "quantize" else ():
-                checkpoint = quantize(source, scheme, args.models_dir, args.wheel_dir, args.models_dir / "logs")
-                print(f"{source.name}: {scheme} checkpoint {checkpoint} (golden check passed)", flush=True)
+            if args.action == "quantize":
+                for scheme in args.scheme or sorted(SCHEMES):
+                    checkpoint = quantize(source, scheme, args.models_dir, args.wheel_dir, args.models_dir / "logs")
+                    print(f"{source.name}: {scheme} checkpoint {checkpoint} (golden check passed)", flush=True)
     except (ModelFetchError, QuantizeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

