@@ -39,9 +39,10 @@ test: .setup-stamp check-generated lint breaking
 test-fast: .setup-stamp
 	$(PY) -m pytest -q -m "not vllm"
 
-# The main job: the whole mesh on this machine, real prompts streamed through the router, then a summary.
+# The main job: the mesh on real model-quantization pairs (fetched, quantized and profiled on first run), held-out
+# graded prompts sent to the most accurate pair and through the router, then the before/after table and a PNG.
 demo: .setup-stamp
-	$(PY) -m clients.cli up --config deploy/mesh/local.yaml --run-sample
+	$(PY) -m clients.cli up --config deploy/mesh/real.yaml --run-sample
 
 # The mesh alone, until Ctrl-C (for `quantmesh chat` / `quantmesh route` in another terminal).
 up: .setup-stamp

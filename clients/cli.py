@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.text import Text
@@ -35,7 +35,10 @@ from clients.messages import ChatMessage, Requirements, RouteDecision, Sampling,
 from clients.sdk import QuantmeshClient
 from core.errors import QuantmeshError
 from core.vocabulary import ChatRole, RoutingMode
-from tools.mesh.mesh_config import SampleConfig
+from tools.mesh.mesh_config import MeshConfig, SampleConfig
+
+if TYPE_CHECKING:
+    from tools.mesh.mesh import MeshEndpoints
 
 DEFAULT_ROUTER_ADDRESS = "127.0.0.1:50051"
 DEFAULT_REQUIREMENTS = Requirements(max_output_tokens=64, latency_budget_ms=5000)
@@ -60,8 +63,9 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
                         help=f"latency budget in ms (default {DEFAULT_REQUIREMENTS.latency_budget_ms})")
     parser.add_argument("--accuracy", type=float, default=default(None),
                         help="required accuracy for the query's tier, in [0, 1] (default 0)")
-    parser.add_argument("--mode", choices=["interactive", "batch"], default=default(None),
-                        help="interactive (latency first) or batch (cost first); default interactive")
+    parser.add_argument("--mode", choices=[mode.value for mode in RoutingMode.known()], default=default(None),
+                        help="cheapest (the cheapest pair meeting every constraint; the default), or the weighted utility of "
+                             "interactive (latency first) or batch (cost first)")
     parser.add_argument("--max-output-tokens", type=int, default=default(None),
                         help=f"tokens to generate at most (default {DEFAULT_REQUIREMENTS.max_output_tokens})")
     parser.add_argument("--token", default=default(os.environ.get("QUANTMESH_TOKEN")),
@@ -258,6 +262,50 @@ def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _run_comparison(config: MeshConfig, endpoints: MeshEndpoints, results_json: Path | None) -> int:
+    """The main job on real pairs: the before/after comparison (tools/mesh/comparison.py), its table and PNG.
+    Returns 1 when a request failed, else 0."""
+    from clients.render import comparison_view
+    from core.profiles import parse_profile_document
+    from tools.mesh.comparison import ALL_BEST, ROUTED, compare, most_accurate, write_chart
+    from tools.profiler.eval_set import load_eval_set
+
+    comparison_config = config.comparison
+    measure = config.profiles.measure
+    assert comparison_config is not None and measure is not None and config.profiles.file is not None  # validated
+    profile_path = Path(config.profiles.file)
+    document = parse_profile_document(profile_path.read_text())
+    report = json.loads(profile_path.with_suffix(".report.json").read_text())
+    heldout = load_eval_set(comparison_config.heldout)[: comparison_config.limit]
+    best = most_accurate(document)
+    best_address = next(w.address for w in endpoints.workers
+                        if (w.model_id, w.quantization) == (best.model_id, best.quantization.value))
+    console.rule(f"main job: {len(heldout)} held-out graded items, always the most accurate pair, then routed")
+
+    def progress(label: str, done: int, total: int) -> None:
+        if done % 5 == 0 or done == total:
+            console.log(f"{label}: {done}/{total} answered")
+
+    comparison = asyncio.run(compare(
+        endpoints.router_address, best_address, document, report, load_eval_set(measure.eval), heldout,
+        concurrency=comparison_config.concurrency, tolerance=comparison_config.tolerance,
+        required_accuracy=comparison_config.required_accuracy, progress=progress,
+        log=lambda message: console.log(Text(message))))
+    console.rule("summary")
+    console.print(comparison_view(comparison))
+    chart = endpoints.log_dir / "accuracy_vs_cost.png"
+    write_chart(document, report, comparison, chart)
+    console.print(f"chart: {chart}")
+    if results_json is not None:
+        results_json.write_text(json.dumps({
+            "figures": comparison.headline(), "required_accuracy": comparison.required_accuracy,
+            "arms": comparison.figures, "accuracy_difference": comparison.accuracy_difference,
+            "answers": {arm: [dataclasses.asdict(a) for a in comparison.answers[arm]] for arm in (ALL_BEST, ROUTED)},
+        }, indent=2))
+    failed = sum(comparison.figures[arm]["errors"] for arm in (ALL_BEST, ROUTED))
+    return 1 if failed else 0
+
+
 def up(args: argparse.Namespace) -> int:
     """Brings the mesh up; with --run-sample runs the main job, prints the summary, stops the mesh and exits
     (1 if a prompt failed with a status other than DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, or none completed);
@@ -284,6 +332,10 @@ def up(args: argparse.Namespace) -> int:
                 console.print("serving; Ctrl-C stops the mesh")
                 while True:
                     time.sleep(3600)
+            if config.comparison is not None:
+                code = _run_comparison(config, endpoints, args.results_json)
+                console.log("stopping the mesh")
+                return code
             console.rule("main job: held-out prompts through RouterService.Generate")
             results = asyncio.run(run_sample(
                 endpoints.router_address, sample,

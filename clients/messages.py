@@ -64,7 +64,8 @@ class Requirements:
         max_output_tokens: Tokens to generate at most, >= 1.
         latency_budget_ms: End-to-end budget in ms, >= 1; also the call's gRPC deadline (see `clients.sdk`).
         required_accuracy: Minimum expected accuracy of the chosen pair for this query's tier, in [0, 1].
-        mode: Interactive (latency first) or batch (cost first).
+        mode: Cheapest (the default: the cheapest pair meeting every constraint), or the weighted utility of
+            interactive (latency first) or batch (cost first).
 
     The server validates the ranges (INVALID_ARGUMENT naming the field); the SDK does not pre-empt it.
     """
@@ -72,7 +73,7 @@ class Requirements:
     max_output_tokens: int = 64
     latency_budget_ms: int = 2000
     required_accuracy: float = 0.0
-    mode: RoutingMode = RoutingMode.INTERACTIVE
+    mode: RoutingMode = RoutingMode.CHEAPEST
 
     def to_proto(self) -> router_pb2.RoutingRequirements:
         return router_pb2.RoutingRequirements(

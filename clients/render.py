@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clients.messages import ProfilesDocument, RouteDecision
+from tools.mesh.comparison import ALL_BEST, ROUTED, Comparison
 from tools.mesh.mesh import MeshEndpoints
 from tools.mesh.report import PromptResult, SampleSummary
 
@@ -151,3 +152,41 @@ def summary_view(summary: SampleSummary) -> Group:
         f"tokens: {summary.prompt_tokens} prompt, {summary.completion_tokens} output"
     )
     return Group(traffic, latency, cost, totals)
+
+
+def comparison_view(comparison: Comparison) -> Group:
+    """The before/after table: always the most accurate pair against routed, every figure from this run."""
+    best, routed = comparison.figures[ALL_BEST], comparison.figures[ROUTED]
+    table = Table(title=f"held-out graded items: always {comparison.best_pair} against routed "
+                        f"(required accuracy {comparison.required_accuracy:.3f})")
+    for column in ("", f"always {comparison.best_pair}", "routed", "routed / always"):
+        table.add_column(column, justify="right")
+
+    def ratio(new: float, old: float) -> str:
+        return f"{new / old:.2f}x" if old else "-"
+
+    def accuracy(figures: dict) -> str:
+        low, high = figures["ci95"]
+        return f"{figures['accuracy']:.3f} ({figures['correct']}/{figures['n']}; 95% CI {low:.3f}-{high:.3f})"
+
+    difference = comparison.accuracy_difference
+    _add_row(table, "accuracy vs references", accuracy(best), accuracy(routed),
+             f"{difference['difference']:+.3f} (95% CI {difference['ci95'][0]:+.3f} to {difference['ci95'][1]:+.3f})")
+    _add_row(table, "cost per 1M tokens", usd(best["cost_per_1m_usd"]), usd(routed["cost_per_1m_usd"]),
+             ratio(routed["cost_per_1m_usd"], best["cost_per_1m_usd"]))
+    _add_row(table, "cost of the run", usd(best["cost_usd"]), usd(routed["cost_usd"]),
+             ratio(routed["cost_usd"], best["cost_usd"]))
+    _add_row(table, "e2e latency p50", ms(best["p50_ms"]), ms(routed["p50_ms"]), ratio(routed["p50_ms"], best["p50_ms"]))
+    _add_row(table, "e2e latency p99", ms(best["p99_ms"]), ms(routed["p99_ms"]), ratio(routed["p99_ms"], best["p99_ms"]))
+    _add_row(table, "output tokens/s", f"{best['output_tokens_per_s']:.1f}", f"{routed['output_tokens_per_s']:.1f}",
+             ratio(routed["output_tokens_per_s"], best["output_tokens_per_s"]))
+    _add_row(table, "errors", str(best["errors"]), str(routed["errors"]), "")
+    for task in sorted(best["accuracy_by_task"]):
+        _add_row(table, f"accuracy on {task}", f"{best['accuracy_by_task'][task]:.3f}",
+                 f"{routed['accuracy_by_task'].get(task, 0.0):.3f}", "")
+    shares = Table(title="routed traffic per pair")
+    for column in ("pair", "share of items"):
+        shares.add_column(column, justify="right")
+    for pair, share in routed["share_by_pair"].items():
+        _add_row(shares, pair, f"{share:.0%}")
+    return Group(table, shares)

@@ -7,7 +7,7 @@ classifier cannot answer), and the SDK returns it inside a route decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from core import vocabulary
@@ -75,3 +75,12 @@ class Classification:
             intent_confidence=message.intent_confidence,
             model_version=message.model_version,
         )
+
+
+def chat_text(turns: Iterable[tuple[str, str]]) -> str:
+    """The text the router classifies for a chat: one "role: content" line per (role, content), oldest first.
+
+    The eval-set builder and the benchmarks classify chats through this too, so that an item's tier is the one the
+    router computes for it.
+    """
+    return "\n".join(f"{role}: {content}" for role, content in turns)

@@ -5,24 +5,55 @@ models when it is published and again when a router reads it (`parse_profile_doc
 never routed from. Every model is frozen and forbids unknown fields, so a typo in a field name is an error, not a
 silently ignored figure.
 
-Cost is derived, not guessed (docs/architecture.md, "Profiles"): `cost_per_1m_tokens_usd` must equal
-`instance_price_per_hour_usd / (throughput_tokens_per_s * 3600) * 1e6` within 1%.
+Cost is derived, not guessed (docs/architecture.md, "Profiles"): `cost_per_1m_tokens_usd` (output tokens) must equal
+`instance_price_per_hour_usd / (throughput_tokens_per_s * 3600) * 1e6` within 1%, and `cost_per_1m_input_tokens_usd`
+likewise from `prefill_tokens_per_s`. Accuracy is graded, not typed in: where a profile carries the graded counts
+(`graded_by_tier`, `graded_by_intent`), each accuracy must equal correct / total and its 95% Wilson interval must
+match the counts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.vocabulary import ComplexityTier, KnownIntent, KnownQuantization, Quantization, TaskIntent
+from core.vocabulary import (
+    ComplexityTier,
+    KnownIntent,
+    KnownQuantization,
+    KnownTier,
+    Quantization,
+    TaskIntent,
+)
 
 SCHEMA_VERSION = 1
 COST_DERIVATION_TOLERANCE = 0.01  # relative: rounding in the profiler's output, not a different price
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+WILSON_Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
+GRADED_TOLERANCE = 1e-6  # rounding in the profiler's output
+
+
+def wilson_interval(correct: int, total: int, z: float = WILSON_Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (Wilson 1927; Agresti & Coull 1998 for its coverage).
+
+    Returns (low, high) in [0, 1]; unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or
+    n correct answers.
+
+    Raises:
+        ValueError: total < 1 or correct outside [0, total].
+    """
+    if total < 1 or not 0 <= correct <= total:
+        raise ValueError(f"need 0 <= correct <= total and total >= 1, got {correct}/{total}")
+    p = correct / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half_width = z * ((p * (1 - p) / total + z * z / (4 * total * total)) ** 0.5) / denominator
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
 class _Strict(BaseModel):
@@ -40,6 +71,32 @@ class TierAccuracy(_Strict):
         return float(getattr(self, tier.value))
 
 
+class GradedSlice(_Strict):
+    """Graded answers of one slice of the eval set (a tier or an intent): counts and their 95% Wilson interval."""
+
+    correct: int = Field(ge=0)
+    total: int = Field(ge=1)
+    ci95_low: Fraction
+    ci95_high: Fraction
+
+    @classmethod
+    def of(cls, correct: int, total: int) -> GradedSlice:
+        low, high = wilson_interval(correct, total)
+        return cls(correct=correct, total=total, ci95_low=low, ci95_high=high)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total
+
+    @model_validator(mode="after")
+    def _check_interval(self) -> GradedSlice:
+        low, high = wilson_interval(self.correct, self.total)  # ValueError when correct > total
+        if abs(self.ci95_low - low) > GRADED_TOLERANCE or abs(self.ci95_high - high) > GRADED_TOLERANCE:
+            raise ValueError(f"ci95 [{self.ci95_low}, {self.ci95_high}] is not the Wilson interval of "
+                             f"{self.correct}/{self.total} = [{low:.6f}, {high:.6f}]")
+        return self
+
+
 class PairProfile(_Strict):
     """The measured profile of one model-quantization pair, served at `endpoint`."""
 
@@ -48,7 +105,13 @@ class PairProfile(_Strict):
     endpoint: str = Field(pattern=r"^[^\s:]+:\d{1,5}$", description="host:port of the InferenceWorker.")
     instance_price_per_hour_usd: float = Field(gt=0, description="Price of the instance serving the pair, USD/h.")
     throughput_tokens_per_s: float = Field(gt=0, description="Measured output tokens/s at saturation.")
-    cost_per_1m_tokens_usd: float = Field(gt=0, description="Derived: price per hour / (throughput x 3600) x 1e6.")
+    cost_per_1m_tokens_usd: float = Field(
+        gt=0, description="USD per 1M output tokens. Derived: price per hour / (throughput x 3600) x 1e6.")
+    prefill_tokens_per_s: float | None = Field(
+        None, gt=0, description="Measured prompt tokens/s (unloaded prefill); None in profiles that predate it.")
+    cost_per_1m_input_tokens_usd: float | None = Field(
+        None, gt=0, description="USD per 1M input tokens. Derived: price per hour / (prefill_tokens_per_s x 3600) "
+        "x 1e6; None: input tokens are priced like output tokens.")
     ttft_p50_ms: float = Field(gt=0)
     ttft_p99_ms: float = Field(gt=0)
     itl_p50_ms: float = Field(gt=0, description="Inter-token latency of one stream, median, ms.")
@@ -56,6 +119,13 @@ class PairProfile(_Strict):
     accuracy_by_intent: dict[KnownIntent, Fraction] = Field(
         default_factory=dict, description="Accuracy per task intent, where the eval set measured it."
     )
+    graded_by_tier: dict[KnownTier, GradedSlice] = Field(
+        default_factory=dict, description="The graded counts behind accuracy_by_tier (every tier, or none).")
+    graded_by_intent: dict[KnownIntent, GradedSlice] = Field(
+        default_factory=dict, description="The graded counts behind accuracy_by_intent (every intent it lists).")
+    mean_output_tokens_by_intent: dict[KnownIntent, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="Mean tokens the pair generated per answer of each intent on the eval "
+        "set: the router's expected output length (bounded by the request's max_output_tokens).")
     max_model_len: int = Field(ge=1, description="Maximum prompt + output tokens per request.")
     gpu_memory_gib: float = Field(ge=0)
     tokenization_ratio: float = Field(
@@ -73,7 +143,31 @@ class PairProfile(_Strict):
                 f"cost_per_1m_tokens_usd ({self.cost_per_1m_tokens_usd}) does not follow from "
                 f"instance_price_per_hour_usd / (throughput_tokens_per_s x 3600) x 1e6 = {derived:.6g}"
             )
+        if (self.prefill_tokens_per_s is None) != (self.cost_per_1m_input_tokens_usd is None):
+            raise ValueError("give both prefill_tokens_per_s and cost_per_1m_input_tokens_usd, or neither")
+        if self.prefill_tokens_per_s is not None and self.cost_per_1m_input_tokens_usd is not None:
+            derived = derived_cost_per_1m_tokens_usd(self.instance_price_per_hour_usd, self.prefill_tokens_per_s)
+            if abs(self.cost_per_1m_input_tokens_usd - derived) > COST_DERIVATION_TOLERANCE * derived:
+                raise ValueError(
+                    f"cost_per_1m_input_tokens_usd ({self.cost_per_1m_input_tokens_usd}) does not follow from "
+                    f"instance_price_per_hour_usd / (prefill_tokens_per_s x 3600) x 1e6 = {derived:.6g}"
+                )
+        self._check_graded()
         return self
+
+    def _check_graded(self) -> None:
+        if self.graded_by_tier and set(self.graded_by_tier) != set(ComplexityTier.known()):
+            raise ValueError("graded_by_tier: give every tier's counts, or none")
+        for tier, graded in self.graded_by_tier.items():
+            if abs(self.accuracy_by_tier.for_tier(tier) - graded.accuracy) > GRADED_TOLERANCE:
+                raise ValueError(f"accuracy_by_tier.{tier.value} ({self.accuracy_by_tier.for_tier(tier)}) is not "
+                                 f"the graded {graded.correct}/{graded.total}")
+        for intent, graded in self.graded_by_intent.items():
+            if intent not in self.accuracy_by_intent:
+                raise ValueError(f"graded_by_intent.{intent.value}: no accuracy_by_intent for it")
+            if abs(self.accuracy_by_intent[intent] - graded.accuracy) > GRADED_TOLERANCE:
+                raise ValueError(f"accuracy_by_intent.{intent.value} ({self.accuracy_by_intent[intent]}) is not "
+                                 f"the graded {graded.correct}/{graded.total}")
 
     @property
     def key(self) -> tuple[str, Quantization]:
@@ -84,6 +178,18 @@ class PairProfile(_Strict):
     def name(self) -> str:
         """Readable pair name, for example "llama-8b/awq"."""
         return f"{self.model_id}/{self.quantization.value}"
+
+    def input_cost_per_1m_tokens_usd(self) -> float:
+        """USD per 1M input tokens: the measured input price, else the output price (older profiles)."""
+        return self.cost_per_1m_input_tokens_usd or self.cost_per_1m_tokens_usd
+
+    def expected_output_tokens(self, intent: TaskIntent | None, max_output_tokens: int) -> int:
+        """Tokens this pair is expected to generate: its measured mean for the intent (rounded up), at most
+        `max_output_tokens`; `max_output_tokens` itself when the intent was not measured (the safe bound)."""
+        mean = self.mean_output_tokens_by_intent.get(intent) if intent is not None else None
+        if mean is None:
+            return max_output_tokens
+        return max(1, min(max_output_tokens, math.ceil(mean - 1e-9)))
 
     def expected_accuracy(self, tier: ComplexityTier, intent: TaskIntent | None) -> float:
         """Accuracy for this tier, lowered to the intent's accuracy where that intent was measured.

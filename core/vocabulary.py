@@ -70,11 +70,13 @@ class TaskIntent(ProtoEnum):
 
 
 class RoutingMode(ProtoEnum):
-    """Latency first (interactive) or cost first (batch) (`quantmesh.common.v1.RoutingMode`)."""
+    """How the router chooses among feasible pairs (`quantmesh.common.v1.RoutingMode`): the cheapest (default), or
+    a weighted utility that puts latency first (interactive) or cost first (batch)."""
 
     UNSPECIFIED = UNSPECIFIED
     INTERACTIVE = "interactive"
     BATCH = "batch"
+    CHEAPEST = "cheapest"
 
 
 class FinishReason(ProtoEnum):

@@ -48,12 +48,25 @@ HEADLINE = (
            "added_p99_ms_1", "ms", "≤ 6"),
     Figure("Worker: gRPC over in-process output tokens/s, 64 streams", "benchmarks/results/worker_stream.json",
            "grpc_over_inprocess_tokens_per_s_64", "ratio", "≥ 0.90"),
+    Figure("Real pairs, 200 held-out graded prompts: accuracy, always the most accurate pair",
+           "benchmarks/results/routing_real.json", "accuracy_all_best", "0-1"),
+    Figure("Real pairs, 200 held-out graded prompts: accuracy, routed", "benchmarks/results/routing_real.json",
+           "accuracy_routed", "0-1", "≥ all-best − 0.01"),
+    Figure("Real pairs: routed cost over always-most-accurate cost", "benchmarks/results/routing_real.json",
+           "cost_ratio_routed_to_all_best", "ratio", "≤ 0.50"),
+    Figure("Real pairs: e2e latency p99, always the most accurate pair", "benchmarks/results/routing_real.json",
+           "p99_ms_all_best", "ms"),
+    Figure("Real pairs: e2e latency p99, routed", "benchmarks/results/routing_real.json", "p99_ms_routed", "ms"),
 )
 
 
+def _shown(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:#.3g}"
+
+
 def headline_table() -> str:
-    """The headline figures as a markdown table, one row per `HEADLINE` entry, values to 3 significant digits,
-    ending with a newline.
+    """The headline figures as a markdown table, one row per `HEADLINE` entry, values to 3 significant digits
+    (whole numbers from 1,000 up), ending with a newline.
 
     Raises:
         FileNotFoundError: a source file is missing.
@@ -62,7 +75,7 @@ def headline_table() -> str:
     figures = {source: json.loads((REPO_ROOT / source).read_text())["figures"]
                for source in {figure.source for figure in HEADLINE}}
     rows = ["| figure | value | unit | target | source (`figures` entry) |", "|---|---|---|---|---|"]
-    rows += [f"| {f.what} | {figures[f.source][f.name]:#.3g} | {f.unit} | {f.target} | `{f.source}` `{f.name}` |"
+    rows += [f"| {f.what} | {_shown(figures[f.source][f.name])} | {f.unit} | {f.target} | `{f.source}` `{f.name}` |"
              for f in HEADLINE]
     return "\n".join(rows) + "\n"
 

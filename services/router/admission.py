@@ -43,35 +43,34 @@ class AdmissionRefusal:
         return ResourceExhaustedError(self.message, trailing_metadata=((RETRY_AFTER_KEY, str(self.retry_after_ms)),))
 
 
-def _late_because_of_load(candidate: CandidateScore, max_output_tokens: int, budget_ms: float,
+def _late_because_of_load(candidate: CandidateScore, budget_ms: float,
                           kv_cache_saturation_fraction: float) -> float | None:
     """The idle-worker latency (ms) when load alone makes the candidate late, else None."""
     if not candidate.rejected_for(RejectionReason.LATENCY_BUDGET):
         return None
-    _, idle_latency_ms = predict_latency_ms(candidate.pair, None, max_output_tokens, kv_cache_saturation_fraction)
+    _, idle_latency_ms = predict_latency_ms(candidate.pair, None, candidate.expected_output_tokens,
+                                          kv_cache_saturation_fraction)
     return idle_latency_ms if idle_latency_ms <= budget_ms else None
 
 
-def check_admission(decision: Decision, max_output_tokens: int,
-                    kv_cache_saturation_fraction: float) -> AdmissionRefusal | None:
+def check_admission(decision: Decision, kv_cache_saturation_fraction: float) -> AdmissionRefusal | None:
     """None to admit, or the refusal (rule and hint in the module docstring).
 
     Args:
         decision: The routing decision for the request.
-        max_output_tokens: The request's max_output_tokens (the prediction's upper bound).
         kv_cache_saturation_fraction: The policy's setting, so that the idle prediction matches its model.
     """
     chosen = decision.chosen
     if decision.outcome is not RouteOutcome.FALLBACK or chosen is None:
         return None
     budget_ms = decision.budget_ms
-    idle_ms = _late_because_of_load(chosen, max_output_tokens, budget_ms, kv_cache_saturation_fraction)
+    idle_ms = _late_because_of_load(chosen, budget_ms, kv_cache_saturation_fraction)
     if idle_ms is None:
         return None
     excesses = [
         candidate.predicted_latency_ms - budget_ms
         for candidate in (chosen, *decision.retry_order)
-        if _late_because_of_load(candidate, max_output_tokens, budget_ms, kv_cache_saturation_fraction) is not None
+        if _late_because_of_load(candidate, budget_ms, kv_cache_saturation_fraction) is not None
     ]
     retry_after_ms = min(MAX_RETRY_AFTER_MS, max(1, math.ceil(min(excesses))))
     message = (f"overloaded: {chosen.pair.name} is predicted to take {chosen.predicted_latency_ms:.0f} ms under its "

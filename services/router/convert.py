@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core import vocabulary
-from core.classification import Classification
+from core.classification import Classification, chat_text
 from core.profiles import PairProfile
 from core.vocabulary import ChatRole, ComplexityTier, RoutingMode
 from quantmesh.classifier.v1 import classifier_pb2
@@ -28,7 +28,7 @@ def input_text(request: router_pb2.RouteRequest | router_pb2.GenerateRequest) ->
     "role: content" lines."""
     if request.WhichOneof("input") == "prompt":
         return request.prompt
-    return "\n".join(f"{vocabulary.from_proto(ChatRole, message.role).value}: {message.content}"
+    return chat_text((vocabulary.from_proto(ChatRole, message.role).value, message.content)
                      for message in request.chat.messages)
 
 
@@ -41,9 +41,9 @@ def classification_from_proto(message: classifier_pb2.Classification) -> Classif
 
 
 def routing_mode(value: int) -> RoutingMode:
-    """The request's routing mode; UNSPECIFIED is INTERACTIVE (the proto's documented default)."""
+    """The request's routing mode; UNSPECIFIED is CHEAPEST (the proto's documented default)."""
     mode = vocabulary.from_proto(RoutingMode, value)
-    return RoutingMode.INTERACTIVE if mode is RoutingMode.UNSPECIFIED else mode
+    return RoutingMode.CHEAPEST if mode is RoutingMode.UNSPECIFIED else mode
 
 
 def routing_request(requirements: router_pb2.RoutingRequirements, budget_ms: float) -> RoutingRequest:

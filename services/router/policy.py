@@ -21,9 +21,17 @@ worker's live state, and returns a `Decision` holding every candidate with its f
    - ITL under load = max(itl_p50_ms, 1000 x (running_requests + 1) / throughput_tokens_per_s): the engine's
      measured aggregate throughput is shared by every running stream, ours included; an idle engine decodes at
      its single-stream ITL;
-   - predicted latency = predicted TTFT + ITL under load x (max_output_tokens - 1) (the first token is in TTFT;
-     max_output_tokens because the router cannot know when the model stops: a deliberate upper bound).
-3. Utility of each survivor, every term in [0, 1] so that no unit swamps another:
+   - predicted latency = predicted TTFT + ITL under load x (expected output tokens - 1) (the first token is in
+     TTFT). Expected output tokens = the pair's measured mean for the query's intent
+     (`PairProfile.mean_output_tokens_by_intent`, from the profiler's graded run), at most the request's
+     max_output_tokens; max_output_tokens itself where the intent was not measured (the safe upper bound). Always
+     using the maximum rejects most pairs under a 2 s budget although most answers stop far earlier.
+3. Choice among the survivors, by mode:
+   - cheapest (the default, and the seed's rule: "the smallest model-quantization pair that satisfies the latency
+     SLA and accuracy threshold"): the lowest estimated cost; utility weights accuracy 0, latency 0, cost 1, so
+     the utility below ranks by cost alone;
+   - interactive and batch: the weighted utility below.
+   Utility of each survivor, every term in [0, 1] so that no unit swamps another:
        utility = w_acc x accuracy + w_lat x (1 - predicted_latency / budget) + w_cost x (1 - cost / max_cost)
    where max_cost is the most expensive candidate's estimated cost for this request. Weights sum to 1 per mode
    (`DEFAULT_WEIGHTS`), so utility is in [0, 1]:
@@ -40,8 +48,10 @@ worker's live state, and returns a `Decision` holding every candidate with its f
    servicer which gRPC status to answer (no healthy worker -> UNAVAILABLE; the prompt fits no healthy pair's context
    -> INVALID_ARGUMENT).
 
-Costs: estimated cost = (estimated input tokens + max_output_tokens) x cost_per_1m_tokens_usd / 1e6, with the
-pair's own tokenization ratio; `actual_cost_usd` uses the worker's reported usage instead.
+Costs: estimated cost = (estimated input tokens x input price + expected output tokens x output price) / 1e6, with
+the pair's own tokenization ratio and its measured prices per 1M tokens (`cost_per_1m_input_tokens_usd`, from the
+measured prefill rate, and `cost_per_1m_tokens_usd`, from the decode throughput); `actual_cost_usd` uses the
+worker's reported usage instead.
 """
 
 from __future__ import annotations
@@ -85,7 +95,9 @@ class UtilityWeights:
             raise ValueError("utility weights must sum to 1")
 
 
+CHEAPEST_WEIGHTS = UtilityWeights(accuracy=0.0, latency=0.0, cost=1.0)
 DEFAULT_WEIGHTS: dict[RoutingMode, UtilityWeights] = {
+    RoutingMode.CHEAPEST: CHEAPEST_WEIGHTS,
     RoutingMode.INTERACTIVE: UtilityWeights(accuracy=0.5, latency=0.35, cost=0.15),
     RoutingMode.BATCH: UtilityWeights(accuracy=0.5, latency=0.05, cost=0.45),
 }
@@ -107,7 +119,7 @@ class RoutingRequest:
     max_output_tokens: int
     budget_ms: float
     required_accuracy: float = 0.0
-    mode: RoutingMode = RoutingMode.INTERACTIVE
+    mode: RoutingMode = RoutingMode.CHEAPEST
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,7 @@ class CandidateScore:
     predicted_latency_ms: float
     estimated_cost_usd: float
     estimated_input_tokens: int
+    expected_output_tokens: int
 
     def rejected_for(self, reason: RejectionReason) -> bool:
         return any(rejection.reason is reason for rejection in self.rejections)
@@ -184,21 +197,22 @@ def estimated_input_tokens(pair: PairProfile, reference_input_tokens: int) -> in
     return math.ceil(reference_input_tokens * pair.tokenization_ratio - 1e-9)
 
 
-def cost_usd(pair: PairProfile, tokens: int) -> float:
-    """USD for `tokens` tokens at the pair's derived price per million tokens."""
-    return tokens * pair.cost_per_1m_tokens_usd / 1e6
+def cost_usd(pair: PairProfile, input_tokens: int, output_tokens: int) -> float:
+    """USD for a request of `input_tokens` and `output_tokens` at the pair's derived prices per 1M tokens."""
+    return (input_tokens * pair.input_cost_per_1m_tokens_usd() + output_tokens * pair.cost_per_1m_tokens_usd) / 1e6
 
 
-def predict_latency_ms(pair: PairProfile, load: LoadSnapshot | None, max_output_tokens: int,
+def predict_latency_ms(pair: PairProfile, load: LoadSnapshot | None, output_tokens: int,
                        kv_cache_saturation_fraction: float) -> tuple[float, float]:
-    """(predicted TTFT, predicted end-to-end latency) in ms; the model is in the module docstring."""
+    """(predicted TTFT, predicted end-to-end latency) in ms for `output_tokens` tokens; the model is in the module
+    docstring."""
     load = load or LoadSnapshot()
     queue_wait_ms = load.waiting_requests * pair.ttft_p50_ms
     if load.kv_cache_usage_fraction >= kv_cache_saturation_fraction:
         queue_wait_ms += pair.ttft_p99_ms
     ttft_ms = pair.ttft_p50_ms + queue_wait_ms
     itl_ms = max(pair.itl_p50_ms, 1000.0 * (load.running_requests + 1) / pair.throughput_tokens_per_s)
-    return ttft_ms, ttft_ms + itl_ms * max(0, max_output_tokens - 1)
+    return ttft_ms, ttft_ms + itl_ms * max(0, output_tokens - 1)
 
 
 def _score(pair: PairProfile, worker: WorkerView, request: RoutingRequest, query: Classification,
@@ -206,9 +220,8 @@ def _score(pair: PairProfile, worker: WorkerView, request: RoutingRequest, query
     rejections: list[Rejection] = []
     accuracy = pair.expected_accuracy(query.tier, query.intent)
     input_tokens = estimated_input_tokens(pair, query.estimated_input_tokens)
-    ttft_ms, latency_ms = predict_latency_ms(
-        pair, worker.load, request.max_output_tokens, config.kv_cache_saturation_fraction
-    )
+    output_tokens = pair.expected_output_tokens(query.intent, request.max_output_tokens)
+    ttft_ms, latency_ms = predict_latency_ms(pair, worker.load, output_tokens, config.kv_cache_saturation_fraction)
     if not worker.healthy:
         rejections.append(Rejection(RejectionReason.UNHEALTHY, "worker load stream down or not serving"))
     if not worker.circuit_allows:
@@ -243,8 +256,9 @@ def _score(pair: PairProfile, worker: WorkerView, request: RoutingRequest, query
         expected_accuracy=accuracy,
         predicted_ttft_ms=ttft_ms,
         predicted_latency_ms=latency_ms,
-        estimated_cost_usd=cost_usd(pair, input_tokens + request.max_output_tokens),
+        estimated_cost_usd=cost_usd(pair, input_tokens, output_tokens),
         estimated_input_tokens=input_tokens,
+        expected_output_tokens=output_tokens,
     )
 
 
@@ -293,7 +307,9 @@ def decide(request: RoutingRequest, query: Classification, profiles: ProfileDocu
     common = {"candidates": candidates, "profiles_version": profiles.version, "budget_ms": request.budget_ms}
     if eligible:
         best = eligible[0]
-        reason = (f"{best.pair.name}: highest {request.mode.value} utility {best.utility:.3f} of "
+        reason = (f"{best.pair.name}: cheapest (estimated ${best.estimated_cost_usd:.8f}) of "
+                  f"{len(eligible)} pair(s) meeting every constraint" if request.mode is RoutingMode.CHEAPEST else
+                  f"{best.pair.name}: highest {request.mode.value} utility {best.utility:.3f} of "
                   f"{len(eligible)} pair(s) meeting every constraint")
         return Decision(outcome=RouteOutcome.ROUTED, chosen=best, reason=reason, retry_order=tuple(eligible[1:]),
                         rejected_status=None, **common)

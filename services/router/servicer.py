@@ -146,7 +146,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                        context: grpc.aio.ServicerContext) -> AsyncIterator[router_pb2.GenerateResponse]:
         received_at = time.monotonic()
         routed = await self._route(request, context)
-        self._refuse_unless_admitted(routed, request.requirements.max_output_tokens)
+        self._refuse_unless_admitted(routed)
         record = self._metrics.routed(routed.decision, routed.tier, routed.mode)
         worker_request = convert.worker_request(request, routed.request_id)
         metadata = _outgoing_metadata(context, routed.request_id)
@@ -227,7 +227,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if span.is_recording():
             span.set_attributes(summary_attributes(summary))
 
-    def _refuse_unless_admitted(self, routed: _Routed, max_output_tokens: int) -> None:
+    def _refuse_unless_admitted(self, routed: _Routed) -> None:
         """Raises for a REJECTED decision (INVALID_ARGUMENT when the prompt fits no pair's context, UNAVAILABLE
         otherwise) and, with admission control, RESOURCE_EXHAUSTED when the chosen pair would not start in time."""
         decision = routed.decision
@@ -237,7 +237,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                        if decision.rejected_status is RejectedStatus.CONTEXT_TOO_LONG
                        else UnavailableError(decision.reason))
         elif self._admission_control:
-            admission = check_admission(decision, max_output_tokens, self._policy_config.kv_cache_saturation_fraction)
+            admission = check_admission(decision, self._policy_config.kv_cache_saturation_fraction)
             refusal = admission.error() if admission is not None else None
         if refusal is not None:
             self._record_decision(routed)
@@ -379,6 +379,6 @@ def _summary(candidate: CandidateScore, complete, attempts: int, received_at: fl
         ttft_ms=((first_token_at or finished_at) - received_at) * 1000.0,
         e2e_latency_ms=(finished_at - received_at) * 1000.0,
         estimated_cost_usd=candidate.estimated_cost_usd,
-        actual_cost_usd=cost_usd(candidate.pair, complete.usage.total_tokens),
+        actual_cost_usd=cost_usd(candidate.pair, complete.usage.prompt_tokens, complete.usage.completion_tokens),
         attempts=attempts,
     )

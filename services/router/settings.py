@@ -11,7 +11,7 @@ from core.vocabulary import RoutingMode
 from services.common.settings import ServerSettings
 from services.router.circuit_breaker import CircuitBreakerConfig
 from services.router.deadlines import RetryPolicy
-from services.router.policy import DEFAULT_WEIGHTS, PolicyConfig, UtilityWeights
+from services.router.policy import CHEAPEST_WEIGHTS, DEFAULT_WEIGHTS, PolicyConfig, UtilityWeights
 
 
 class RouterSettings(ServerSettings):
@@ -99,7 +99,8 @@ class RouterSettings(ServerSettings):
 
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(
-            weights={RoutingMode.INTERACTIVE: UtilityWeights(*self.interactive_weights),
+            weights={RoutingMode.CHEAPEST: CHEAPEST_WEIGHTS,
+                     RoutingMode.INTERACTIVE: UtilityWeights(*self.interactive_weights),
                      RoutingMode.BATCH: UtilityWeights(*self.batch_weights)},
             fp8_max_numeric_token_share=self.fp8_max_numeric_token_share,
             kv_cache_saturation_fraction=self.kv_cache_saturation_fraction,

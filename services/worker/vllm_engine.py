@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from core.vocabulary import FinishReason
+from services.worker.checkpoint import check_checkpoint
 from services.worker.cpu_affinity import engine_bound_cores, keep_off_cores
 from services.worker.engine import (
     ChatTurn,
@@ -104,6 +105,7 @@ class VllmEngine(Engine):
         self._closed = False
 
     async def start(self) -> None:
+        check_checkpoint(self._model)  # a missing or truncated weight file is named here, not deep in vLLM
         if self._gpu_index is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self._gpu_index)  # before vLLM initialises the device
         if self._cpu_threads_bind is not None:

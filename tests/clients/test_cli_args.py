@@ -19,7 +19,8 @@ def test_global_options_work_before_and_after_the_command() -> None:
         assert args.router == "h:1" and requirements_from(args).latency_budget_ms == 300
     defaults = requirements_from(parser.parse_args(["route", "hi"]))
     assert (defaults.latency_budget_ms, defaults.max_output_tokens, defaults.mode) == (5000, 64,
-                                                                                       RoutingMode.INTERACTIVE)
+                                                                                       RoutingMode.CHEAPEST)
+    assert requirements_from(parser.parse_args(["route", "hi", "--mode", "interactive"])).mode is RoutingMode.INTERACTIVE
 
 
 def test_up_overrides_only_what_was_given() -> None:

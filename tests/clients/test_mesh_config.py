@@ -30,6 +30,15 @@ def test_local_config_describes_two_distinct_tiny_pairs_with_profiles() -> None:
             derived_cost_per_1m_tokens_usd(pair.instance_price_per_hour_usd, pair.throughput_tokens_per_s))
 
 
+def test_real_config_names_catalog_pairs_measured_profiles_and_the_comparison() -> None:
+    config = load_mesh_config(MESH_DIR / "real.yaml")
+    assert all(w.model and w.model.startswith("catalog:") for w in config.workers)
+    assert {w.quantization for w in config.workers} >= {"none", "w8a8"}
+    assert config.profiles.measure is not None and config.profiles.measure.eval.is_file()
+    assert config.profiles.measure.price_per_hour_usd == 0.50
+    assert config.comparison is not None and config.comparison.heldout.is_file()
+
+
 def test_gpu_example_mixes_started_gpu_workers_and_a_running_one() -> None:
     config = load_mesh_config(MESH_DIR / "gpu-example.yaml")
     started = [w for w in config.workers if w.managed]
@@ -64,6 +73,15 @@ PROFILE = ("{instance_price_per_hour_usd: 1.0, throughput_tokens_per_s: 100, ttf
     (f"workers: [{{name: a, model: 'tiny:s', profile: {PROFILE}}}]\nsample: {{counts: {{imdb: 2}}}}",
      "unknown sources ['imdb']"),
     ("workers: [", "not valid YAML"),
+    (f"workers: [{{name: a, model: 'catalog:gpt-5/bf16', profile: {PROFILE}}}]", "unknown model 'gpt-5'"),
+    (f"workers: [{{name: a, model: 'catalog:smollm2-135m-instruct/int3', profile: {PROFILE}}}]",
+     "unknown scheme 'int3'"),
+    (f"workers: [{{name: a, model: 'catalog:smollm2-135m-instruct/w8a8', profile: {PROFILE}}}]",
+     "is quantization 'w8a8', not 'none'"),
+    (f"workers: [{{name: a, model: 'tiny:s', profile: {PROFILE}}}]\nprofiles: {{measure: {{eval: x.jsonl}}}}",
+     "profiles.measure needs profiles.file"),
+    (f"workers: [{{name: a, model: 'tiny:s', profile: {PROFILE}}}]\ncomparison: {{heldout: h.jsonl}}",
+     "comparison needs profiles.measure"),
 ])
 def test_invalid_configs_name_the_field(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ValueError, match="mesh.yaml") as info:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from core.profiles import ProfileDocument, parse_profile_document
+from core.profiles import ProfileDocument, parse_profile_document, wilson_interval
 from core.vocabulary import Quantization, TaskIntent
 from tools.profiler.derived import cost_per_1m_tokens_usd, recommended_max_model_len, tokenization_ratio
 from tools.profiler.document import GIB, pair_figures, profile_document
@@ -81,6 +81,15 @@ def test_pair_figures_map_measurements_to_the_profile() -> None:
     assert profile.tokenization_ratio == pytest.approx((12 + 14 + 11) / 30)  # the refused item has no count
     assert profile.gpu_memory_gib == pytest.approx(3.0) and profile.max_model_len == 4096
     assert figures.refused_items == 1
+    # Graded counts with their Wilson intervals, and the answers' mean length per intent (refused items excluded).
+    assert {tier.value: (g.correct, g.total) for tier, g in profile.graded_by_tier.items()} == {
+        "simple": (1, 2), "complex": (1, 1), "hard": (0, 1)}
+    assert (profile.graded_by_intent[TaskIntent.MATH].ci95_low, profile.graded_by_intent[TaskIntent.MATH].ci95_high
+            ) == pytest.approx(wilson_interval(1, 2))
+    assert profile.mean_output_tokens_by_intent == {TaskIntent.MATH: 3.0, TaskIntent.CHAT: 3.0}
+    # Prefill rate: the lowest level's median of prompt tokens / TTFT (12 tokens in 50 ms), priced like output.
+    assert profile.prefill_tokens_per_s == pytest.approx(12 / 0.05)
+    assert profile.cost_per_1m_input_tokens_usd == pytest.approx(1.0 / (12 / 0.05 * 3600) * 1e6)
     # Contexts: 112, 114, 111 and the refused item's estimate ceil(20 x 37/30) = 25 + 100 = 125.
     assert figures.recommended_max_model_len == recommended_max_model_len([112, 114, 111, 125])
     document = profile_document([figures])

@@ -38,14 +38,14 @@ def decision(budget_ms: float, running: dict[str, int], max_output_tokens: int =
 
 def test_router_admits_a_routed_request() -> None:
     assert decision(500.0, {"a": 0, "b": 0}).outcome is RouteOutcome.ROUTED
-    assert check_admission(decision(500.0, {"a": 0, "b": 0}), 16, CONFIG.kv_cache_saturation_fraction) is None
+    assert check_admission(decision(500.0, {"a": 0, "b": 0}), CONFIG.kv_cache_saturation_fraction) is None
 
 
 def test_router_refuses_when_load_alone_makes_every_pair_late() -> None:
     # 20 running streams: ITL = 21 x 1000/300 = 70 ms, 10 + 15 x 70 = 1060 ms > 500 ms; idle it would be 160 ms.
     loaded = decision(500.0, {"a": 20, "b": 29})
     assert loaded.outcome is RouteOutcome.FALLBACK
-    refusal = check_admission(loaded, 16, CONFIG.kv_cache_saturation_fraction)
+    refusal = check_admission(loaded, CONFIG.kv_cache_saturation_fraction)
     assert refusal is not None
     # The hint is the smaller excess: pair a (1060 - 500 = 560 ms) beats pair b (10 + 15 x 100 - 500 = 1010 ms).
     assert refusal.retry_after_ms == 560
@@ -59,7 +59,7 @@ def test_router_keeps_the_fallback_for_a_budget_no_idle_pair_meets() -> None:
     # 100 ms < the idle 160 ms: not overload, the caller asked for the impossible; the flagged fallback serves it.
     infeasible = decision(100.0, {"a": 0, "b": 0})
     assert infeasible.outcome is RouteOutcome.FALLBACK
-    assert check_admission(infeasible, 16, CONFIG.kv_cache_saturation_fraction) is None
+    assert check_admission(infeasible, CONFIG.kv_cache_saturation_fraction) is None
 
 
 class FakeClock:

@@ -46,10 +46,10 @@ def test_chat_is_rendered_for_the_classifier_and_passed_to_the_worker() -> None:
     assert worker.chat == chat and worker.sampling.HasField("temperature")
 
 
-def test_requirements_mode_defaults_to_interactive() -> None:
+def test_requirements_mode_defaults_to_cheapest() -> None:
     requirements = router_pb2.RoutingRequirements(max_output_tokens=1, latency_budget_ms=10)
     validate_router_request(router_pb2.RouteRequest(prompt="Hi", requirements=requirements))
-    assert convert.routing_request(requirements, 10.0).mode is RoutingMode.INTERACTIVE
+    assert convert.routing_request(requirements, 10.0).mode is RoutingMode.CHEAPEST
     requirements.mode = common_pb2.ROUTING_MODE_BATCH
     assert convert.routing_request(requirements, 10.0).mode is RoutingMode.BATCH
 

@@ -93,3 +93,21 @@ def test_dead_engine_turns_health_not_serving_and_generate_unavailable(
         assert _generate_error(worker.address).code() == grpc.StatusCode.UNAVAILABLE
     finally:
         worker.stop()
+
+
+def test_a_truncated_weight_file_stops_the_worker_with_the_file_named(
+    tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "truncated-s"
+    shutil.copytree(tiny_model_dirs["s"], model_dir)
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4096])
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(model_dir, served_model_name="truncated-s", log_path=log_path, wait=False)
+    try:
+        line = _wait_for_log_line(log_path, "engine_start_failed", WORKER_START_TIMEOUT_S)
+        assert f"{weights}: truncated" in line
+        assert worker.service.process is not None
+        assert worker.service.process.wait(timeout=60) != 0  # it exits instead of serving
+    finally:
+        worker.stop()

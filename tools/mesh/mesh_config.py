@@ -21,13 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.vocabulary import KnownQuantization
 from tools.mesh.sample import SOURCES
+from tools.models.checkpoints import CATALOG_PREFIX, QUANTIZATION_OF_SCHEME, parse_catalog_model
 from tools.paths import DATA_DIR
 
 TINY_MODEL_PREFIX = "tiny:"
 """`model: tiny:s` (or `tiny:m`) asks for the tiny local model of that size, built on first run."""
 ADDRESS_PATTERN = r"^[^\s:]+:\d{1,5}$"
 
-ModeLabel = Literal["interactive", "batch"]
+ModeLabel = Literal["cheapest", "interactive", "batch"]
 
 
 class _Strict(BaseModel):
@@ -61,7 +62,9 @@ class WorkerConfig(ServiceConfig):
     """One InferenceWorker and the pair it serves.
 
     `model` is required for a started worker: `tiny:s` / `tiny:m` (the tiny local models, built under
-    `<repo>/.cache/models/` on first run), a local model directory, or a Hugging Face model id.
+    `<repo>/.cache/models/` on first run), `catalog:<model>/<scheme>` (a real pair of `tools.models.catalog`,
+    fetched, converted and quantized under `<repo>/.cache/models/` on first run; `quantization` must match the
+    scheme), a local model directory, or a Hugging Face model id.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="A label for logs and tables.")
@@ -87,6 +90,14 @@ class WorkerConfig(ServiceConfig):
             size = self.model.removeprefix(TINY_MODEL_PREFIX)
             if size not in ("s", "m"):
                 raise ValueError(f"worker {self.name}: model {self.model!r}: tiny sizes are tiny:s and tiny:m")
+        if self.model and self.model.startswith(CATALOG_PREFIX):
+            try:
+                _, scheme = parse_catalog_model(self.model)
+            except ValueError as exc:
+                raise ValueError(f"worker {self.name}: {exc}") from None
+            if QUANTIZATION_OF_SCHEME[scheme].value != self.quantization:
+                raise ValueError(f"worker {self.name}: model {self.model!r} is quantization "
+                                 f"{QUANTIZATION_OF_SCHEME[scheme].value!r}, not {self.quantization!r}")
         return self
 
     @property
@@ -102,10 +113,34 @@ class WorkerConfig(ServiceConfig):
         return None
 
 
+class MeasureConfig(_Strict):
+    """How `quantmesh up` profiles the started workers when `profiles.file` is missing or stale (its provenance, in
+    `<file>.provenance.json`, names another eval set or other checkpoints)."""
+
+    eval: Path = Field(description="The graded eval set (tools/profiler/eval_set.py format).")
+    price_per_hour_usd: float = Field(
+        0.50, gt=0, description="Instance price per pair, USD/h; default: an AWS g5.xlarge-class A10G share, the "
+        "design's $0.50/h (docs/architecture.md, Profiles).")
+    concurrency: tuple[int, ...] = Field((1, 4), min_length=1, description="Concurrency levels of the sweep.")
+    requests_per_level: int = Field(8, ge=1)
+    load_output_tokens: int = Field(32, ge=2)
+    accuracy_concurrency: int = Field(8, ge=1, description="Eval items in flight during the accuracy run.")
+    timeout_s: float = Field(900.0, gt=0, description="Deadline of each profiler RPC, s (long answers of large "
+                             "pairs on a CPU take minutes at full concurrency).")
+
+
 class ProfilesConfig(_Strict):
     """Profiles not given inline: a profile document whose pairs are matched to workers."""
 
     file: Path | None = Field(None, description="A profile document (JSON, core/profiles.py schema).")
+    measure: MeasureConfig | None = Field(
+        None, description="Measure `file` with the profiler on the started workers when it is missing or stale.")
+
+    @model_validator(mode="after")
+    def _check_measure(self) -> ProfilesConfig:
+        if self.measure is not None and self.file is None:
+            raise ValueError("profiles.measure needs profiles.file (where the measured document is written)")
+        return self
 
 
 class RequirementsConfig(_Strict):
@@ -114,7 +149,7 @@ class RequirementsConfig(_Strict):
     max_output_tokens: int = Field(32, ge=1)
     latency_budget_ms: int = Field(5000, ge=1)
     required_accuracy: float = Field(0.0, ge=0.0, le=1.0)
-    mode: ModeLabel = "interactive"
+    mode: ModeLabel = "cheapest"
 
 
 class SampleConfig(_Strict):
@@ -154,6 +189,18 @@ class SampleConfig(_Strict):
         return self.required_accuracy_by_source.get(source, self.requirements.required_accuracy)
 
 
+class ComparisonConfig(_Strict):
+    """The main job on real pairs (`tools.mesh.comparison`): held-out graded items, always the most accurate pair
+    against routed. Needs measured profiles (`profiles.measure`)."""
+
+    heldout: Path = Field(description="Held-out graded items (eval-set JSONL), disjoint from profiles.measure.eval.")
+    limit: int | None = Field(None, ge=1, description="Only the first N items (the file is shuffled when built).")
+    concurrency: int = Field(4, ge=1, le=64, description="Items in flight in each arm.")
+    tolerance: float = Field(0.01, ge=0, le=1, description="Accuracy loss allowed when choosing the threshold.")
+    required_accuracy: float | None = Field(
+        None, ge=0, le=1, description="The routed arm's accuracy threshold; None: chosen on the profiling set.")
+
+
 class MeshConfig(_Strict):
     """The whole mesh (see the module docstring)."""
 
@@ -163,6 +210,9 @@ class MeshConfig(_Strict):
     workers: list[WorkerConfig] = Field(min_length=1)
     profiles: ProfilesConfig = ProfilesConfig()
     sample: SampleConfig = SampleConfig()
+    comparison: ComparisonConfig | None = Field(
+        None, description="With --run-sample: the before/after comparison on held-out graded items instead of the "
+        "sample.")
     log_dir: Path | None = Field(None, description="Where service logs go; default <repo>/.cache/mesh/<time>.")
     stop_timeout_s: float = Field(30.0, gt=0, description="SIGTERM grace per service before SIGKILL, s.")
 
@@ -180,6 +230,8 @@ class MeshConfig(_Strict):
             pairs.add(pair)
             if worker.profile is None and self.profiles.file is None:
                 raise ValueError(f"worker {worker.name}: no `profile` block and no `profiles.file`")
+        if self.comparison is not None and self.profiles.measure is None:
+            raise ValueError("comparison needs profiles.measure: it scores decisions by the profiler's graded answers")
         return self
 
 
@@ -204,6 +256,11 @@ def load_mesh_config(path: Path) -> MeshConfig:
     base = path.resolve().parent
     if isinstance(raw.get("profiles"), dict) and "file" in raw["profiles"]:
         raw["profiles"]["file"] = _resolve(base, raw["profiles"]["file"])
+    if isinstance(raw.get("profiles"), dict) and isinstance(raw["profiles"].get("measure"), dict) \
+            and "eval" in raw["profiles"]["measure"]:
+        raw["profiles"]["measure"]["eval"] = _resolve(base, raw["profiles"]["measure"]["eval"])
+    if isinstance(raw.get("comparison"), dict) and "heldout" in raw["comparison"]:
+        raw["comparison"]["heldout"] = _resolve(base, raw["comparison"]["heldout"])
     if isinstance(raw.get("sample"), dict) and "data_dir" in raw["sample"]:
         raw["sample"]["data_dir"] = _resolve(base, raw["sample"]["data_dir"])
     if "log_dir" in raw:

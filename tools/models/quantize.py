@@ -137,7 +137,7 @@ def _write_provenance(source: ModelSource, scheme: str, base: Path, directory: P
     base_provenance = json.loads((base / PROVENANCE_FILE).read_text())
     (directory / PROVENANCE_FILE).write_text(json.dumps({
         **base_provenance,
-        "weights": f"{scheme} ({ALGORITHM}) of {base}",
+        "weights": f"{scheme} ({ALGORITHM}) of the bf16 checkpoint",
         "quantization": SCHEMES[scheme].value,
-        "quantized_from": str(base),
+        "quantized_from": base.name,  # the sibling directory: no absolute path, so the file is the same on every host
     }, indent=2) + "\n")

@@ -109,6 +109,7 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a profile document is for every reader
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

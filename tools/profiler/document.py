@@ -8,8 +8,13 @@ live queue on top of unloaded figures):
   their median understates the per-token time the router multiplies by the output tokens (the per-gap ITL
   distribution is in the report);
 - throughput_tokens_per_s: output tokens/s of the level with the most (saturation);
-- cost_per_1m_tokens_usd: price per hour / (that throughput x 3600) x 1e6;
-- accuracy_by_tier / accuracy_by_intent: the eval set's items of each tier / intent;
+- cost_per_1m_tokens_usd: price per hour / (that throughput x 3600) x 1e6 (output tokens);
+- prefill_tokens_per_s: the lowest level's median prompt tokens / TTFT; cost_per_1m_input_tokens_usd: price per hour
+  / (that rate x 3600) x 1e6;
+- accuracy_by_tier / accuracy_by_intent: the eval set's items of each tier / intent, with their graded counts and
+  95% Wilson intervals in graded_by_tier / graded_by_intent;
+- mean_output_tokens_by_intent: mean completion tokens of the eval answers of each intent (items the worker
+  refused excluded): the router's expected output length;
 - max_model_len: the worker's own (what it accepts); the recommendation from the eval set is in the report;
 - gpu_memory_gib: GetModelInfo's memory used, after the load;
 - tokenization_ratio: sum of the worker's usage.prompt_tokens / sum of reference tokens over the eval prompts.
@@ -21,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.profiles import PairProfile, ProfileDocument, TierAccuracy
+from core.profiles import GradedSlice, PairProfile, ProfileDocument, TierAccuracy
 from tools.profiler.accuracy import AccuracyReport, accuracy_report
 from tools.profiler.derived import cost_per_1m_tokens_usd, recommended_max_model_len, tokenization_ratio
 from tools.profiler.measurement import ItemResult, PairMeasurement, WorkerFacts
@@ -73,7 +78,11 @@ def pair_figures(measurement: PairMeasurement, instance_price_per_hour_usd: floa
     unloaded = min(measurement.levels, key=lambda level: level.concurrency)
     saturated = saturation(measurement.levels)
     throughput = saturated.output_tokens_per_s
+    prefill = unloaded.prefill_tokens_per_s
     facts = measurement.facts
+    output_tokens: dict = {}
+    for result in accepted:
+        output_tokens.setdefault(result.item.intent, []).append(result.completion_tokens)
     profile = PairProfile(
         model_id=measurement.model_id,
         quantization=measurement.quantization,
@@ -81,11 +90,18 @@ def pair_figures(measurement: PairMeasurement, instance_price_per_hour_usd: floa
         instance_price_per_hour_usd=instance_price_per_hour_usd,
         throughput_tokens_per_s=throughput,
         cost_per_1m_tokens_usd=cost_per_1m_tokens_usd(instance_price_per_hour_usd, throughput),
+        prefill_tokens_per_s=prefill,
+        cost_per_1m_input_tokens_usd=cost_per_1m_tokens_usd(instance_price_per_hour_usd, prefill),
         ttft_p50_ms=unloaded.ttft_ms.p50,
         ttft_p99_ms=unloaded.ttft_ms.p99,
         itl_p50_ms=unloaded.tpot_ms.p50,
         accuracy_by_tier=TierAccuracy(**{tier.value: slice_.accuracy for tier, slice_ in accuracy.by_tier.items()}),
         accuracy_by_intent={intent: slice_.accuracy for intent, slice_ in accuracy.by_intent.items()},
+        graded_by_tier={tier: GradedSlice.of(slice_.correct, slice_.total) for tier, slice_ in accuracy.by_tier.items()},
+        graded_by_intent={intent: GradedSlice.of(slice_.correct, slice_.total)
+                          for intent, slice_ in accuracy.by_intent.items()},
+        mean_output_tokens_by_intent={intent: max(1.0, sum(counts) / len(counts))
+                                      for intent, counts in output_tokens.items()},
         max_model_len=facts.max_model_len,
         gpu_memory_gib=facts.memory_used_bytes / GIB,
         tokenization_ratio=ratio,

@@ -17,7 +17,8 @@ Fields:
     1e-6) and ``relative_tolerance`` (default 0) as in `math.isclose`;
   - ``regex``: a checker: ``pattern`` (Python syntax) must be found in the output (``expected`` unused).
 - ``id``: unique per file (default ``line-<N>``); ``max_output_tokens`` (default: the run's setting); ``stop``: stop
-  strings passed to the worker (at most 8).
+  strings passed to the worker (at most 8); ``source``: where the item comes from (dataset file and line), shown in
+  the report beside each graded answer.
 
 Unknown fields are errors (a typo must not silently change the scoring). Every malformed line is reported with its
 line number and nothing is skipped: `load_eval_set` raises `EvalSetError` listing each problem.
@@ -83,6 +84,7 @@ class EvalItem(BaseModel):
     num_choices: int = Field(4, ge=2, le=MAX_LETTERS)
     max_output_tokens: int | None = Field(None, ge=1)
     stop: tuple[str, ...] = Field((), max_length=MAX_STOP_STRINGS)
+    source: str | None = Field(None, max_length=256)
 
     @field_validator("stop")
     @classmethod

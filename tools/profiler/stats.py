@@ -124,6 +124,8 @@ class LevelSummary:
         ttft_ms, itl_ms, tpot_ms, e2e_latency_ms: Distributions over requests (ITL: over tokens), ms.
         output_tokens_per_s: Generated tokens / wall_s.
         requests_per_s: Requests / wall_s.
+        prefill_tokens_per_s: Median over requests of prompt tokens / TTFT (the prompt is processed before the
+            first token; TTFT also holds the scheduling and network time, so this is a lower bound), tokens/s.
     """
 
     concurrency: int
@@ -135,6 +137,7 @@ class LevelSummary:
     e2e_latency_ms: Distribution
     output_tokens_per_s: float
     requests_per_s: float
+    prefill_tokens_per_s: float
 
 
 def summarize_level(concurrency: int, traces: Sequence[RequestTrace]) -> LevelSummary:
@@ -167,6 +170,8 @@ def summarize_level(concurrency: int, traces: Sequence[RequestTrace]) -> LevelSu
         e2e_latency_ms=Distribution.of([trace.e2e_latency_ms for trace in traces]),
         output_tokens_per_s=output_tokens / wall_s,
         requests_per_s=len(traces) / wall_s,
+        prefill_tokens_per_s=percentile(
+            [1000.0 * trace.prompt_tokens / ttft for trace, ttft in zip(traces, ttfts, strict=True)], 50.0),  # type: ignore[operator]
     )
 
 

@@ -154,21 +154,25 @@ class _RoutingMode:
 class _RoutingModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RoutingMode.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ROUTING_MODE_UNSPECIFIED: _RoutingMode.ValueType  # 0
-    """Not set; treated as ROUTING_MODE_INTERACTIVE."""
+    """Not set; treated as ROUTING_MODE_CHEAPEST."""
     ROUTING_MODE_INTERACTIVE: _RoutingMode.ValueType  # 1
-    """A person is waiting: latency weighs most."""
+    """Weighted utility, a person is waiting: latency weighs most after accuracy."""
     ROUTING_MODE_BATCH: _RoutingMode.ValueType  # 2
-    """Offline or asynchronous generation: cost weighs most."""
+    """Weighted utility for offline or asynchronous generation: cost weighs most after accuracy."""
+    ROUTING_MODE_CHEAPEST: _RoutingMode.ValueType  # 3
+    """The cheapest pair that meets every hard constraint (the default)."""
 
 class RoutingMode(_RoutingMode, metaclass=_RoutingModeEnumTypeWrapper):
-    """Whether a request favours latency or cost when several pairs qualify."""
+    """How the router chooses among the pairs that meet every hard constraint (latency budget, accuracy, context)."""
 
 ROUTING_MODE_UNSPECIFIED: RoutingMode.ValueType  # 0
-"""Not set; treated as ROUTING_MODE_INTERACTIVE."""
+"""Not set; treated as ROUTING_MODE_CHEAPEST."""
 ROUTING_MODE_INTERACTIVE: RoutingMode.ValueType  # 1
-"""A person is waiting: latency weighs most."""
+"""Weighted utility, a person is waiting: latency weighs most after accuracy."""
 ROUTING_MODE_BATCH: RoutingMode.ValueType  # 2
-"""Offline or asynchronous generation: cost weighs most."""
+"""Weighted utility for offline or asynchronous generation: cost weighs most after accuracy."""
+ROUTING_MODE_CHEAPEST: RoutingMode.ValueType  # 3
+"""The cheapest pair that meets every hard constraint (the default)."""
 Global___RoutingMode: _TypeAlias = RoutingMode  # noqa: Y015
 
 class _FinishReason:
