@@ -44,6 +44,12 @@ def test_a_document_with_the_same_provenance_is_current(setup) -> None:
     assert is_current(document, expected_provenance(measure, pairs))
 
 
+def test_a_document_measured_on_more_pairs_serves_a_mesh_of_fewer(setup) -> None:
+    measure, pairs, document, checkpoint = setup
+    _record(document, expected_provenance(measure, [*pairs, ("m", "w8a8", str(checkpoint))]))
+    assert is_current(document, expected_provenance(measure, pairs))
+
+
 @pytest.mark.parametrize("change", ["eval", "checkpoint", "price", "pairs"])
 def test_a_changed_eval_set_checkpoint_price_or_pair_makes_it_stale(setup, change: str) -> None:
     measure, pairs, document, checkpoint = setup

@@ -4,7 +4,8 @@ The document (`profiles.file`) is written by the profiler (`tools.profiler.cli`,
 profile`), beside its JSON report (every graded answer), its PNG chart and a provenance file
 `<file>.provenance.json` naming what was measured: the eval set (path and SHA-256), each pair and the SHA-256 of its
 checkpoint's provenance file, the price and the sweep. A later `quantmesh up` reuses the document only when that
-provenance is the same, so a profile is never routed from after its eval set or its checkpoints changed.
+provenance matches (the same eval set, price and sweep, and each of its pairs measured on the same checkpoint), so
+a profile is never routed from after its eval set or its checkpoints changed.
 """
 
 from __future__ import annotations
@@ -51,12 +52,17 @@ def expected_provenance(measure: MeasureConfig, pairs: Sequence[tuple[str, str, 
 
 
 def is_current(document: Path, expected: dict) -> bool:
-    """True when `document` exists and its provenance file records exactly `expected` (plus where it came from)."""
+    """True when `document` exists and its provenance file records the expected eval set, price and sweep, and every
+    expected pair with the same checkpoint (it may hold more pairs: each pair is measured on its own, so a mesh that
+    runs fewer of them can reuse it)."""
     record = provenance_path(document)
     if not document.is_file() or not record.is_file():
         return False
     recorded = json.loads(record.read_text(encoding="utf-8"))
-    return {key: recorded.get(key) for key in expected} == expected
+    same_run = all(recorded.get(key) == value for key, value in expected.items() if key != "pairs")
+    measured = {(pair["model_id"], pair["quantization"], pair["checkpoint"]) for pair in recorded.get("pairs", [])}
+    return same_run and all((pair["model_id"], pair["quantization"], pair["checkpoint"]) in measured
+                            for pair in expected["pairs"])
 
 
 def measure_profiles(document: Path, measure: MeasureConfig, addresses: Sequence[str],
