@@ -307,14 +307,12 @@ def _run_comparison(config: MeshConfig, endpoints: MeshEndpoints, results_json: 
 
 
 def up(args: argparse.Namespace) -> int:
-    """Brings the mesh up; with --run-sample runs the main job, prints the summary, stops the mesh and exits
-    (1 if a prompt failed with a status other than DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, or none completed);
+    """Brings the mesh up; with --run-sample runs the main job (the comparison when the config has one, else the
+    sample), prints its summary, stops the mesh and exits with its code (`_run_comparison`, `_run_sample`);
     otherwise serves until Ctrl-C or SIGTERM."""
-    from clients.render import endpoints_view, prompt_line, summary_view
-    from tools.mesh.main_job import run_sample
+    from clients.render import endpoints_view
     from tools.mesh.mesh import Mesh
     from tools.mesh.mesh_config import load_mesh_config
-    from tools.mesh.report import result_record, summarize
 
     try:
         config = load_mesh_config(args.config)
@@ -332,27 +330,8 @@ def up(args: argparse.Namespace) -> int:
                 console.print("serving; Ctrl-C stops the mesh")
                 while True:
                     time.sleep(3600)
-            if config.comparison is not None:
-                code = _run_comparison(config, endpoints, args.results_json)
-                console.log("stopping the mesh")
-                return code
-            console.rule("main job: held-out prompts through RouterService.Generate")
-            results = asyncio.run(run_sample(
-                endpoints.router_address, sample,
-                on_result=lambda index, total, result: console.print(prompt_line(index, total, result)),
-            ))
-            summary = summarize(results)
-            console.rule("summary")
-            console.print(summary_view(summary))
-            if args.results_json is not None:
-                args.results_json.write_text(json.dumps({
-                    "mesh": {"router_address": endpoints.router_address,
-                             "classifier_address": endpoints.classifier_address, "redis_url": endpoints.redis_url,
-                             "workers": [dataclasses.asdict(w) | {"log_path": str(w.log_path or "")}
-                                         for w in endpoints.workers]},
-                    "summary": dataclasses.asdict(summary),
-                    "results": [result_record(r) for r in results],
-                }, indent=2))
+            code = (_run_comparison(config, endpoints, args.results_json) if config.comparison is not None
+                    else _run_sample(endpoints, sample, args.results_json))
             console.log("stopping the mesh")
         console.log("mesh stopped")
     except KeyboardInterrupt:
@@ -361,6 +340,33 @@ def up(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError, QuantmeshError) as exc:
         err_console.print(Text.assemble(("quantmesh up failed", "red"), f": {exc}"))
         return 1
+    return code
+
+
+def _run_sample(endpoints: MeshEndpoints, sample: SampleConfig, results_json: Path | None) -> int:
+    """The main job on a mesh without a comparison: the sample's held-out prompts through the router, the summary.
+    Returns 1 if a prompt failed with a status other than DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, or none completed."""
+    from clients.render import prompt_line, summary_view
+    from tools.mesh.main_job import run_sample
+    from tools.mesh.report import result_record, summarize
+
+    console.rule("main job: held-out prompts through RouterService.Generate")
+    results = asyncio.run(run_sample(
+        endpoints.router_address, sample,
+        on_result=lambda index, total, result: console.print(prompt_line(index, total, result)),
+    ))
+    summary = summarize(results)
+    console.rule("summary")
+    console.print(summary_view(summary))
+    if results_json is not None:
+        results_json.write_text(json.dumps({
+            "mesh": {"router_address": endpoints.router_address,
+                     "classifier_address": endpoints.classifier_address, "redis_url": endpoints.redis_url,
+                     "workers": [dataclasses.asdict(w) | {"log_path": str(w.log_path or "")}
+                                 for w in endpoints.workers]},
+            "summary": dataclasses.asdict(summary),
+            "results": [result_record(r) for r in results],
+        }, indent=2))
     broken = [r for r in results if r.error_code and r.error_code not in BUDGET_STATUSES]
     return 1 if broken or summary.succeeded == 0 else 0
 
