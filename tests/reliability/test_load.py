@@ -20,6 +20,7 @@ import pytest
 
 from clients.messages import Requirements
 from clients.sdk import AsyncQuantmeshClient
+from core.vocabulary import RoutingMode
 from tests.fixtures.reliability import LocalMesh, environment_flag
 from tests.fixtures.waiting import await_until
 from tests.reliability.accounting import RequestOutcome, ScenarioResult, percentile, run_generate
@@ -27,7 +28,10 @@ from tests.reliability.meshes import synthetic_pair
 
 LONG = environment_flag("QUANTMESH_RELIABILITY_LONG")
 BUDGET_MS = 800
-REQUIREMENTS = Requirements(max_output_tokens=16, latency_budget_ms=BUDGET_MS)
+# Interactive mode, as when the bounds below were set: its latency term spreads the load over both pairs. Under the
+# cheapest default every request goes to the cheaper pair until it is predicted late, and the refusal p99 came out
+# at 251 ms against the 250 ms bound in one of eight runs (open work, see the real-pairs closing note).
+REQUIREMENTS = Requirements(max_output_tokens=16, latency_budget_ms=BUDGET_MS, mode=RoutingMode.INTERACTIVE)
 PROMPT = "Classify the sentiment of this review: the delivery was late again and the box was damaged."
 CALIBRATION_S = 4.0
 CALIBRATION_CLIENTS = 48
