@@ -88,6 +88,8 @@ def endpoints_view(endpoints: MeshEndpoints) -> Table:
     table = Table(title="quantmesh is up")
     for column in ("service", "address", "pair", "started here", "log"):
         table.add_column(column)
+    if endpoints.gateway_url is not None:
+        _add_row(table, "gateway (chat page, OpenAI API)", endpoints.gateway_url, "-", "", "")
     _add_row(table, "router", endpoints.router_address, "-", "", "")
     _add_row(table, "classifier", endpoints.classifier_address, "-", "", "")
     _add_row(table, "redis", endpoints.redis_url, "-", "", "")

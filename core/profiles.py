@@ -191,6 +191,16 @@ class PairProfile(_Strict):
             return max_output_tokens
         return max(1, min(max_output_tokens, math.ceil(mean - 1e-9)))
 
+    @property
+    def overall_accuracy(self) -> float:
+        """Accuracy on the whole eval set, in [0, 1]: graded correct / total over the tiers, or the mean of the
+        per-tier accuracies when the profile has no graded counts."""
+        if self.graded_by_tier:
+            correct = sum(graded.correct for graded in self.graded_by_tier.values())
+            return correct / sum(graded.total for graded in self.graded_by_tier.values())
+        tiers = (self.accuracy_by_tier.simple, self.accuracy_by_tier.complex, self.accuracy_by_tier.hard)
+        return sum(tiers) / len(tiers)
+
     def expected_accuracy(self, tier: ComplexityTier, intent: TaskIntent | None) -> float:
         """Accuracy for this tier, lowered to the intent's accuracy where that intent was measured.
 

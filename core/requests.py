@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from core.errors import InvalidArgumentError
-from core.vocabulary import ChatRole, RoutingMode, is_known_proto
+from core.vocabulary import ChatRole, Quantization, RoutingMode, is_known_proto
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
 from quantmesh.worker.v1 import worker_pb2
@@ -44,6 +44,12 @@ def validate_router_request(request: RouterRequest) -> None:
         raise InvalidArgumentError(f"requirements.required_accuracy: must be in [0, 1], got {accuracy}")
     if requirements.mode != 0 and not is_known_proto(RoutingMode, requirements.mode):
         raise InvalidArgumentError(f"requirements.mode: unknown value {requirements.mode}")
+    if requirements.HasField("pinned_pair"):
+        pinned = requirements.pinned_pair
+        if not pinned.model_id:
+            raise InvalidArgumentError("requirements.pinned_pair.model_id: required when a pair is pinned")
+        if not is_known_proto(Quantization, pinned.quantization):
+            raise InvalidArgumentError(f"requirements.pinned_pair.quantization: unknown value {pinned.quantization}")
     if isinstance(request, router_pb2.GenerateRequest) and request.HasField("sampling"):
         validate_sampling(request.sampling)
 

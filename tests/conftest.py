@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.router",
     "tests.fixtures.worker",
     "tests.fixtures.observability",  # imports tests.fixtures.worker: after it
+    "tests.fixtures.gateway",  # imports tests.fixtures.reliability: after it
 ]

@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1.7
-# quantmesh "mesh" image: the Router, the Classifier and the profiler CLI (everything but the vLLM engine).
+# quantmesh "mesh" image: the Router, the Classifier, the gateway and the profiler CLI (all but the vLLM engine).
 # Build from the repository root (the context must hold pyproject.toml):
 #   docker build -f deploy/docker/mesh.Dockerfile -t quantmesh/mesh:0.1.0 .
-# Run one service per container: `python3 -m services.router` (default) or `python3 -m services.classifier`;
-# settings come from QUANTMESH_ROUTER_* / QUANTMESH_CLASSIFIER_* variables (see deploy/README.md).
+# Run one service per container: `python3 -m services.router` (default), `python3 -m services.classifier` or
+# `python3 -m services.gateway`; settings come from QUANTMESH_ROUTER_* / QUANTMESH_CLASSIFIER_* /
+# QUANTMESH_GATEWAY_* variables (see deploy/README.md).
 
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
@@ -32,7 +33,7 @@ COPY --chmod=0555 deploy/docker/grpc_health_check.py /usr/local/bin/quantmesh-gr
 # Numeric uid so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /app
-# Router gRPC and metrics ports (the Classifier uses 50052 and 9102; see deploy/README.md "Ports").
+# Router gRPC and metrics ports (the Classifier uses 50052 and 9102, the gateway 8080; deploy/README.md "Ports").
 EXPOSE 50051 9101
 ENV HEALTHCHECK_GRPC_ADDRESS=127.0.0.1:50051 \
     HEALTHCHECK_GRPC_SERVICE=""

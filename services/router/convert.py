@@ -10,7 +10,7 @@ from dataclasses import replace
 from core import vocabulary
 from core.classification import Classification, chat_text
 from core.profiles import PairProfile
-from core.vocabulary import ChatRole, ComplexityTier, RoutingMode
+from core.vocabulary import ChatRole, ComplexityTier, Quantization, RoutingMode
 from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2
@@ -21,6 +21,17 @@ from services.router.policy import CandidateScore, Decision, LoadSnapshot, Routi
 def pair_to_proto(pair: PairProfile) -> common_pb2.ModelQuantizationPair:
     return common_pb2.ModelQuantizationPair(model_id=pair.model_id,
                                             quantization=vocabulary.to_proto(pair.quantization))
+
+
+def pair_key(pair: common_pb2.ModelQuantizationPair) -> tuple[str, Quantization]:
+    """A pair message's identity, as `PairProfile.key`."""
+    return (pair.model_id, vocabulary.from_proto(Quantization, pair.quantization))
+
+
+def pair_info(pair: PairProfile, serving: bool) -> router_pb2.PairInfo:
+    return router_pb2.PairInfo(pair=pair_to_proto(pair), serving=serving, max_model_len=pair.max_model_len,
+                               accuracy=pair.overall_accuracy,
+                               cost_per_1m_output_tokens_usd=pair.cost_per_1m_tokens_usd)
 
 
 def input_text(request: router_pb2.RouteRequest | router_pb2.GenerateRequest) -> str:

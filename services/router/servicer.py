@@ -1,4 +1,4 @@
-"""gRPC handlers of `RouterService`: Route and Generate (the admin RPCs are `services.router.admin`).
+"""gRPC handlers of `RouterService`: Route, Generate and ListPairs (the admin RPCs are `services.router.admin`).
 
 Generate, step by step (docs/architecture.md "The routing decision", "Deadlines, retries, failure"):
 1. Validate the request (INVALID_ARGUMENT naming the field); the effective budget is the smaller of
@@ -36,9 +36,11 @@ from core.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
+    NotFoundError,
     ResourceExhaustedError,
     UnavailableError,
 )
+from core.profiles import ProfileDocument
 from core.requests import validate_router_request
 from core.vocabulary import RouteOutcome
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
@@ -141,6 +143,18 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         routed = await self._route(request, context)
         self._record_decision(routed)
         return router_pb2.RouteResponse(decision=routed.decision_proto())
+
+    async def ListPairs(self, request: router_pb2.ListPairsRequest,
+                        context: grpc.aio.ServicerContext) -> router_pb2.ListPairsResponse:
+        loaded = self._profiles.current
+        if loaded is None:
+            raise FailedPreconditionError("no profiles loaded: publish a profile document or set a static profile file")
+        states = self._workers.states(loaded.document)
+        infos = []
+        for pair in loaded.document.pairs:
+            view = states.get(pair.key)
+            infos.append(convert.pair_info(pair, serving=view is not None and view.healthy and view.circuit_allows))
+        return router_pb2.ListPairsResponse(pairs=infos, profiles_version=loaded.document.version)
 
     async def Generate(self, request: router_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[router_pb2.GenerateResponse]:
@@ -309,13 +323,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         loaded = self._profiles.current
         if loaded is None:
             raise FailedPreconditionError("no profiles loaded: publish a profile document or set a static profile file")
+        document = _pinned(loaded.document, request.requirements)
         deadline = Deadline(effective_budget_ms(request.requirements.latency_budget_ms, context.time_remaining()))
         classification, degraded = await self._classify(text, request_id, deadline)
         if degraded:
             self._metrics.classifier_degraded()
         routing = convert.routing_request(request.requirements, deadline.budget_ms)
-        decision = decide(routing, classification, loaded.document, self._workers.states(loaded.document),
-                          self._policy_config)
+        decision = decide(routing, classification, document, self._workers.states(document), self._policy_config)
         return _Routed(request_id, text, classification, degraded, decision, deadline, routing.mode.value)
 
     def _record_decision(self, routed: _Routed) -> None:
@@ -344,6 +358,20 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             except ClassificationFailed as error:
                 log.warning("classifier_failed_using_degraded_rules", error=str(error))
         return classify_degraded(text), True
+
+
+def _pinned(document: ProfileDocument, requirements: router_pb2.RoutingRequirements) -> ProfileDocument:
+    """The document to decide from: the whole of it, or its pinned pair alone (NOT_FOUND naming the pairs there
+    are when the document has no such pair)."""
+    if not requirements.HasField("pinned_pair"):
+        return document
+    key = convert.pair_key(requirements.pinned_pair)
+    pairs = [pair for pair in document.pairs if pair.key == key]
+    if not pairs:
+        known = ", ".join(pair.name for pair in document.pairs)
+        raise NotFoundError(f"requirements.pinned_pair: no pair {key[0]}/{key[1].value} in profiles version "
+                            f"{document.version} (pairs: {known})")
+    return document.model_copy(update={"pairs": pairs})
 
 
 async def _read_trailing_status(responses: AsyncIterator[worker_pb2.GenerateResponse], pair_name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,7 @@ def test_up_run_sample_routes_held_out_prompts_and_shuts_down(mesh: MeshEndpoint
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     for heading in ("quantmesh is up", "traffic per pair", "latency vs budget", "all to", "routing saved"):
         assert heading in done.stdout
+    assert re.search(r"gateway ready: chat page at http://127\.0\.0\.1:\d+/", done.stdout), done.stdout[:3000]
 
     report = json.loads(results_path.read_text())
     results, summary = report["results"], report["summary"]

@@ -7,8 +7,14 @@ import math
 import pytest
 
 from core.errors import InvalidArgumentError
-from core.requests import MAX_STOP_STRINGS, validate_prompt_length, validate_worker_request
+from core.requests import (
+    MAX_STOP_STRINGS,
+    validate_prompt_length,
+    validate_router_request,
+    validate_worker_request,
+)
 from quantmesh.common.v1 import common_pb2
+from quantmesh.router.v1 import router_pb2
 from quantmesh.worker.v1 import worker_pb2
 
 MAX_MODEL_LEN = 512
@@ -83,3 +89,19 @@ def test_prompt_length_must_leave_room_for_the_output() -> None:
         validate_prompt_length(501, 12, max_model_len=MAX_MODEL_LEN)
     assert caught.value.message.startswith("prompt")
     assert "500 prompt tokens fit" in caught.value.message
+
+
+def _routed(pinned: common_pb2.ModelQuantizationPair | None) -> router_pb2.GenerateRequest:
+    requirements = router_pb2.RoutingRequirements(max_output_tokens=8, latency_budget_ms=1000)
+    if pinned is not None:
+        requirements.pinned_pair.CopyFrom(pinned)
+    return router_pb2.GenerateRequest(prompt="hi", requirements=requirements)
+
+
+def test_a_pinned_pair_needs_a_model_id_and_a_known_quantization() -> None:
+    validate_router_request(_routed(None))
+    validate_router_request(_routed(common_pb2.ModelQuantizationPair(model_id="m", quantization=common_pb2.QUANTIZATION_AWQ)))
+    with pytest.raises(InvalidArgumentError, match=r"requirements\.pinned_pair\.model_id: required"):
+        validate_router_request(_routed(common_pb2.ModelQuantizationPair(quantization=common_pb2.QUANTIZATION_AWQ)))
+    with pytest.raises(InvalidArgumentError, match=r"requirements\.pinned_pair\.quantization: unknown value 0"):
+        validate_router_request(_routed(common_pb2.ModelQuantizationPair(model_id="m")))

@@ -124,7 +124,7 @@ def test_every_container_is_hardened_and_bounded(rendered_overlays, overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_deployment_has_a_disruption_budget_and_grpc_probes(rendered_overlays, overlay):
+def test_every_deployment_has_a_disruption_budget_and_health_probes(rendered_overlays, overlay):
     rendered = rendered_overlays[overlay]
     budgets = [b["spec"]["selector"]["matchLabels"] for b in rendered.of_kind("PodDisruptionBudget")]
     for deployment in rendered.of_kind("Deployment"):
@@ -135,7 +135,11 @@ def test_every_deployment_has_a_disruption_budget_and_grpc_probes(rendered_overl
             matching = [b for b in budgets if b.items() <= labels.items()]
             assert len(matching) == 1, f"{name}: {len(matching)} PodDisruptionBudgets select it"
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                assert "grpc" in deployment["spec"]["template"]["spec"]["containers"][0][probe], (name, probe)
+                spec = deployment["spec"]["template"]["spec"]["containers"][0][probe]
+                if component == "gateway":  # HTTP: /readyz asks the router's gRPC health, /healthz the process
+                    assert spec["httpGet"]["path"] == ("/healthz" if probe == "livenessProbe" else "/readyz"), name
+                else:
+                    assert "grpc" in spec, (name, probe)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

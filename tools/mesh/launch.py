@@ -1,4 +1,5 @@
-"""Start one InferenceWorker or Classifier as a child process on a free loopback port and wait until it serves.
+"""Start one InferenceWorker, Classifier or gateway as a child process on a free loopback port and wait until it
+serves.
 
 Used by `quantmesh up`, the benchmarks and the tests: every service runs as its own process, as in production.
 """
@@ -10,10 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.mesh.processes import ServiceProcess, free_port
+from tools.mesh.processes import ServiceProcess, free_port, http_ok
 
 WORKER_START_TIMEOUT_S = 240.0
 CLASSIFIER_START_TIMEOUT_S = 30.0
+GATEWAY_START_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -111,3 +113,43 @@ def start_classifier(
         yield process
     finally:
         process.stop(timeout_s=10.0)
+
+
+@dataclass
+class GatewayProcess:
+    """The gateway child process and its base URL (``http://127.0.0.1:<port>``)."""
+
+    url: str
+    service: ServiceProcess
+
+    def stop(self) -> int | None:
+        return self.service.stop(timeout_s=10.0)
+
+
+def start_gateway(router_address: str, log_path: Path | None, *, env: Mapping[str, str] | None = None,
+                  host: str = "127.0.0.1", port: int | None = None,
+                  timeout_s: float = GATEWAY_START_TIMEOUT_S) -> GatewayProcess:
+    """Starts `python -m services.gateway` in front of `router_address` and waits until its /readyz is 200 (the
+    router answers and a pair is serving).
+
+    Args:
+        router_address: host:port of the RouterService.
+        log_path: The child's stdout and stderr (None: inherit).
+        env: More ``QUANTMESH_GATEWAY_*`` settings.
+        host / port: Where it listens (port None: a free one).
+        timeout_s: How long to wait for /readyz.
+
+    Raises:
+        RuntimeError: it exited or was not ready in time (the log tail is included; the process is stopped first).
+    """
+    port = port or free_port()
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '[::]') else host}:{port}"
+    service = ServiceProcess("gateway", "services.gateway", f"{host}:{port}", {
+        "QUANTMESH_GATEWAY_HOST": host, "QUANTMESH_GATEWAY_PORT": str(port),
+        "QUANTMESH_GATEWAY_ROUTER_ADDRESS": router_address, **(env or {})}, log_path).start()
+    try:
+        service.wait_until_serving(timeout_s, ready=lambda: http_ok(f"{url}/readyz"))
+    except RuntimeError:
+        service.kill()
+        raise
+    return GatewayProcess(url, service)

@@ -5,8 +5,10 @@ InferenceWorker (started together: engine start-up dominates; a `catalog:` model
 quantized first, `tools.models.checkpoints`), then the Router (it needs the classifier address and Redis); each is
 waited on through `grpc.health.v1`, with a progress line every 15 s per starting worker. With `profiles.measure`
 the profiler then measures every pair unless the document's provenance is current (`tools.mesh.profiling`). Then
-the profile document (each worker's profile with its actual endpoint) is published through `RouterAdminService.PublishProfiles`, and `up` waits until a Route dry run sees every
-pair healthy. Every started service runs in its own process group (`ServiceProcess`); `stop()` sends SIGTERM to all,
+the profile document (each worker's profile with its actual endpoint) is published through
+`RouterAdminService.PublishProfiles`, and `up` waits until a Route dry run sees every pair healthy. Last, the
+gateway (OpenAI-compatible HTTP and the chat page) starts in front of the router and is waited on through its
+`/readyz`. Every started service runs in its own process group (`ServiceProcess`); `stop()` sends SIGTERM to all,
 waits up to `stop_timeout_s` each, then SIGKILLs the group, so no engine process outlives the mesh.
 """
 
@@ -29,8 +31,9 @@ from clients.sdk import QuantmeshClient
 from core.errors import QuantmeshError
 from core.profiles import ProfileDocument, parse_profile_document
 from core.vocabulary import RejectionReason
+from tools.mesh.launch import start_gateway
 from tools.mesh.mesh_config import MeshConfig, WorkerConfig, derived_profile_fields
-from tools.mesh.processes import ServiceProcess, free_port, health_status
+from tools.mesh.processes import ServiceProcess, free_port, health_status, http_ok
 from tools.mesh.profiling import measure_profiles
 from tools.models.checkpoints import CATALOG_PREFIX, ensure_checkpoint, parse_catalog_model
 from tools.paths import MODEL_CACHE_DIR, REPO_ROOT, WHEEL_CACHE_DIR
@@ -61,6 +64,7 @@ class MeshEndpoints:
     workers: tuple[WorkerEndpoint, ...]
     log_dir: Path
     profiles_version: int
+    gateway_url: str | None = None
 
 
 class RedisProcess:
@@ -301,9 +305,31 @@ class Mesh:
                 self._wait_external("router", router_address, config.router.start_timeout_s)
             self._log(f"router SERVING at {router_address}")
             self._wait_pairs_healthy(client, version, timeout_s=60.0)
+        gateway_url = self._start_gateway(router_address)
         self.endpoints = MeshEndpoints(redis_url, classifier_address, router_address, tuple(workers), self.log_dir,
-                                       version)
+                                       version, gateway_url)
         return self.endpoints
+
+    def _start_gateway(self, router_address: str) -> str | None:
+        """The gateway's base URL once its /readyz answers 200: started here in front of `router_address`, or the
+        configured running one (checked); None without a gateway."""
+        gateway = self.config.gateway
+        if gateway is None:
+            return None
+        if gateway.address is not None:
+            url = f"http://{gateway.address}"
+            deadline = time.monotonic() + gateway.start_timeout_s
+            while not http_ok(f"{url}/readyz"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway at {url} is not ready after {gateway.start_timeout_s:.0f} s")
+                time.sleep(0.5)
+        else:
+            started = start_gateway(router_address, self.log_dir / "gateway.log", env=gateway.env, host=gateway.host,
+                                    port=gateway.port or None, timeout_s=gateway.start_timeout_s)
+            self._services.append(started.service)
+            url = started.url
+        self._log(f"gateway ready: chat page at {url}/, OpenAI API at {url}/v1")
+        return url
 
     def _log_starting(self, process: ServiceProcess, elapsed_s: float) -> None:
         """One progress line while a worker starts: how long, and the last line its engine logged."""

@@ -1,6 +1,7 @@
 """The mesh description `quantmesh up` reads (YAML), as strict pydantic models.
 
-A mesh is Redis, one Classifier, one Router and one or more InferenceWorkers. Each part is either started by
+A mesh is Redis, one Classifier, one Router, one or more InferenceWorkers and (unless `gateway: null`) the HTTP
+gateway. Each part is either started by
 `quantmesh up` as a child process (the default) or, when it has an `address`, an already running service that is
 only health-checked (for example GPU workers on other machines). Each worker serves one model-quantization pair;
 its profile comes from the worker's `profile` block or from the `profiles.file` document (matched by model_id and
@@ -207,6 +208,9 @@ class MeshConfig(_Strict):
     redis: RedisConfig = RedisConfig()
     classifier: ServiceConfig = ServiceConfig()
     router: ServiceConfig = ServiceConfig()
+    gateway: ServiceConfig | None = Field(
+        default_factory=ServiceConfig, description="The OpenAI-compatible HTTP gateway and chat page, started in "
+        "front of the router (`address`: one already running, only checked); null: none.")
     workers: list[WorkerConfig] = Field(min_length=1)
     profiles: ProfilesConfig = ProfilesConfig()
     sample: SampleConfig = SampleConfig()

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -62,6 +63,15 @@ def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> in
     return int(response.status)
 
 
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether GET `url` answers 2xx (False on any error, refused connection included)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return 200 <= response.status < 300
+    except (OSError, ValueError):
+        return False
+
+
 class ServiceProcess:
     """One service running as a child process (`python -m <module>`), configured by environment variables.
 
@@ -100,8 +110,9 @@ class ServiceProcess:
         return self
 
     def wait_until_serving(self, timeout_s: float, progress: Callable[[float], None] | None = None,
-                           progress_every_s: float = 15.0) -> None:
-        """Blocks until health reports SERVING; calls `progress(elapsed_s)` every `progress_every_s` meanwhile.
+                           progress_every_s: float = 15.0, ready: Callable[[], bool] | None = None) -> None:
+        """Blocks until health reports SERVING (or `ready()` is true, for a service without gRPC health); calls
+        `progress(elapsed_s)` every `progress_every_s` meanwhile.
 
         Raises:
             RuntimeError: the process exited, or it was not SERVING within `timeout_s` (the log tail is included).
@@ -115,7 +126,7 @@ class ServiceProcess:
                 next_progress += progress_every_s
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with code {self.exit_code()}:\n{self.log_tail()}")
-            if health_status(self.address) == health_pb2.HealthCheckResponse.SERVING:
+            if ready() if ready is not None else health_status(self.address) == health_pb2.HealthCheckResponse.SERVING:
                 return
             time.sleep(0.25)
         raise RuntimeError(f"{self.name} not SERVING at {self.address} after {timeout_s:.0f} s:\n{self.log_tail()}")

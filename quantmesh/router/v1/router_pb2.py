@@ -27,51 +27,57 @@ from quantmesh.classifier.v1 import classifier_pb2 as quantmesh_dot_classifier_d
 from quantmesh.common.v1 import common_pb2 as quantmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n quantmesh/router/v1/router.proto\x12\x13quantmesh.router.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(quantmesh/classifier/v1/classifier.proto\x1a quantmesh/common/v1/common.proto\"\x96\x01\n\x13RoutingRequirements\x12\x19\n\x11max_output_tokens\x18\x01 \x01(\r\x12\x19\n\x11latency_budget_ms\x18\x02 \x01(\r\x12\x19\n\x11required_accuracy\x18\x03 \x01(\x01\x12.\n\x04mode\x18\x04 \x01(\x0e\x32 .quantmesh.common.v1.RoutingMode\"\xb0\x01\n\x0cRouteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x06prompt\x18\x02 \x01(\tH\x00\x12\x31\n\x04\x63hat\x18\x03 \x01(\x0b\x32!.quantmesh.common.v1.ConversationH\x00\x12>\n\x0crequirements\x18\x04 \x01(\x0b\x32(.quantmesh.router.v1.RoutingRequirementsB\x07\n\x05input\"E\n\rRouteResponse\x12\x34\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\".quantmesh.router.v1.RouteDecision\"\xea\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x06prompt\x18\x02 \x01(\tH\x00\x12\x31\n\x04\x63hat\x18\x03 \x01(\x0b\x32!.quantmesh.common.v1.ConversationH\x00\x12>\n\x0crequirements\x18\x04 \x01(\x0b\x32(.quantmesh.router.v1.RoutingRequirements\x12\x35\n\x08sampling\x18\x05 \x01(\x0b\x32#.quantmesh.common.v1.SamplingParamsB\x07\n\x05input\"\xc0\x01\n\x10GenerateResponse\x12\x36\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\".quantmesh.router.v1.RouteDecisionH\x00\x12\x30\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1f.quantmesh.common.v1.TokenChunkH\x00\x12\x39\n\x07summary\x18\x03 \x01(\x0b\x32&.quantmesh.router.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent\"Q\n\tRejection\x12\x34\n\x06reason\x18\x01 \x01(\x0e\x32$.quantmesh.router.v1.RejectionReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xac\x02\n\tCandidate\x12\x38\n\x04pair\x18\x01 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x10\n\x08\x65ligible\x18\x02 \x01(\x08\x12\x32\n\nrejections\x18\x03 \x03(\x0b\x32\x1e.quantmesh.router.v1.Rejection\x12\x0f\n\x07utility\x18\x04 \x01(\x01\x12\x19\n\x11\x65xpected_accuracy\x18\x05 \x01(\x01\x12\x19\n\x11predicted_ttft_ms\x18\x06 \x01(\x01\x12\x1c\n\x14predicted_latency_ms\x18\x07 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x08 \x01(\x01\x12\x1e\n\x16\x65stimated_input_tokens\x18\t \x01(\r\"\xec\x02\n\rRouteDecision\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.quantmesh.router.v1.RouteOutcome\x12:\n\x06\x63hosen\x18\x03 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x32\n\ncandidates\x18\x05 \x03(\x0b\x32\x1e.quantmesh.router.v1.Candidate\x12?\n\x0e\x63lassification\x18\x06 \x01(\x0b\x32\'.quantmesh.classifier.v1.Classification\x12\x1b\n\x13\x63lassifier_degraded\x18\x07 \x01(\x08\x12\x18\n\x10profiles_version\x18\x08 \x01(\x04\x12\x1b\n\x13\x65\x66\x66\x65\x63tive_budget_ms\x18\t \x01(\x01\"\xa7\x02\n\x11GenerationSummary\x12)\n\x05usage\x18\x01 \x01(\x0b\x32\x1a.quantmesh.common.v1.Usage\x12\x38\n\rfinish_reason\x18\x02 \x01(\x0e\x32!.quantmesh.common.v1.FinishReason\x12=\n\tserved_by\x18\x03 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x0f\n\x07ttft_ms\x18\x04 \x01(\x01\x12\x16\n\x0e\x65\x32\x65_latency_ms\x18\x05 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x06 \x01(\x01\x12\x17\n\x0f\x61\x63tual_cost_usd\x18\x07 \x01(\x01\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\r\"\x14\n\x12GetProfilesRequest\"\xa0\x01\n\x13GetProfilesResponse\x12\x15\n\rdocument_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x32\n\x06source\x18\x03 \x01(\x0e\x32\".quantmesh.router.v1.ProfileSource\x12-\n\tloaded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x17ValidateProfilesRequest\x12\x15\n\rdocument_json\x18\x01 \x01(\t\"9\n\x18ValidateProfilesResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"I\n\x16PublishProfilesRequest\x12\x15\n\rdocument_json\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x04\"*\n\x17PublishProfilesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04*\x87\x02\n\x0fRejectionReason\x12 \n\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fREJECTION_REASON_LATENCY_BUDGET\x10\x01\x12\x1d\n\x19REJECTION_REASON_ACCURACY\x10\x02\x12#\n\x1fREJECTION_REASON_CONTEXT_LENGTH\x10\x03\x12\x1e\n\x1aREJECTION_REASON_UNHEALTHY\x10\x04\x12!\n\x1dREJECTION_REASON_CIRCUIT_OPEN\x10\x05\x12&\n\"REJECTION_REASON_QUANTIZATION_RULE\x10\x06*\x7f\n\x0cRouteOutcome\x12\x1d\n\x19ROUTE_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14ROUTE_OUTCOME_ROUTED\x10\x01\x12\x1a\n\x16ROUTE_OUTCOME_FALLBACK\x10\x02\x12\x1a\n\x16ROUTE_OUTCOME_REJECTED\x10\x03*i\n\rProfileSource\x12\x1e\n\x1aPROFILE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14PROFILE_SOURCE_REDIS\x10\x01\x12\x1e\n\x1aPROFILE_SOURCE_STATIC_FILE\x10\x02\x32\xba\x01\n\rRouterService\x12N\n\x05Route\x12!.quantmesh.router.v1.RouteRequest\x1a\".quantmesh.router.v1.RouteResponse\x12Y\n\x08Generate\x12$.quantmesh.router.v1.GenerateRequest\x1a%.quantmesh.router.v1.GenerateResponse0\x01\x32\xd5\x02\n\x12RouterAdminService\x12`\n\x0bGetProfiles\x12\'.quantmesh.router.v1.GetProfilesRequest\x1a(.quantmesh.router.v1.GetProfilesResponse\x12o\n\x10ValidateProfiles\x12,.quantmesh.router.v1.ValidateProfilesRequest\x1a-.quantmesh.router.v1.ValidateProfilesResponse\x12l\n\x0fPublishProfiles\x12+.quantmesh.router.v1.PublishProfilesRequest\x1a,.quantmesh.router.v1.PublishProfilesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n quantmesh/router/v1/router.proto\x12\x13quantmesh.router.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(quantmesh/classifier/v1/classifier.proto\x1a quantmesh/common/v1/common.proto\"\xd7\x01\n\x13RoutingRequirements\x12\x19\n\x11max_output_tokens\x18\x01 \x01(\r\x12\x19\n\x11latency_budget_ms\x18\x02 \x01(\r\x12\x19\n\x11required_accuracy\x18\x03 \x01(\x01\x12.\n\x04mode\x18\x04 \x01(\x0e\x32 .quantmesh.common.v1.RoutingMode\x12?\n\x0bpinned_pair\x18\x05 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\"\xb0\x01\n\x0cRouteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x06prompt\x18\x02 \x01(\tH\x00\x12\x31\n\x04\x63hat\x18\x03 \x01(\x0b\x32!.quantmesh.common.v1.ConversationH\x00\x12>\n\x0crequirements\x18\x04 \x01(\x0b\x32(.quantmesh.router.v1.RoutingRequirementsB\x07\n\x05input\"E\n\rRouteResponse\x12\x34\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\".quantmesh.router.v1.RouteDecision\"\xea\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x06prompt\x18\x02 \x01(\tH\x00\x12\x31\n\x04\x63hat\x18\x03 \x01(\x0b\x32!.quantmesh.common.v1.ConversationH\x00\x12>\n\x0crequirements\x18\x04 \x01(\x0b\x32(.quantmesh.router.v1.RoutingRequirements\x12\x35\n\x08sampling\x18\x05 \x01(\x0b\x32#.quantmesh.common.v1.SamplingParamsB\x07\n\x05input\"\xc0\x01\n\x10GenerateResponse\x12\x36\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\".quantmesh.router.v1.RouteDecisionH\x00\x12\x30\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1f.quantmesh.common.v1.TokenChunkH\x00\x12\x39\n\x07summary\x18\x03 \x01(\x0b\x32&.quantmesh.router.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ListPairsRequest\"\xa5\x01\n\x08PairInfo\x12\x38\n\x04pair\x18\x01 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x0f\n\x07serving\x18\x02 \x01(\x08\x12\x15\n\rmax_model_len\x18\x03 \x01(\r\x12\x10\n\x08\x61\x63\x63uracy\x18\x04 \x01(\x01\x12%\n\x1d\x63ost_per_1m_output_tokens_usd\x18\x05 \x01(\x01\"[\n\x11ListPairsResponse\x12,\n\x05pairs\x18\x01 \x03(\x0b\x32\x1d.quantmesh.router.v1.PairInfo\x12\x18\n\x10profiles_version\x18\x02 \x01(\x04\"Q\n\tRejection\x12\x34\n\x06reason\x18\x01 \x01(\x0e\x32$.quantmesh.router.v1.RejectionReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xac\x02\n\tCandidate\x12\x38\n\x04pair\x18\x01 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x10\n\x08\x65ligible\x18\x02 \x01(\x08\x12\x32\n\nrejections\x18\x03 \x03(\x0b\x32\x1e.quantmesh.router.v1.Rejection\x12\x0f\n\x07utility\x18\x04 \x01(\x01\x12\x19\n\x11\x65xpected_accuracy\x18\x05 \x01(\x01\x12\x19\n\x11predicted_ttft_ms\x18\x06 \x01(\x01\x12\x1c\n\x14predicted_latency_ms\x18\x07 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x08 \x01(\x01\x12\x1e\n\x16\x65stimated_input_tokens\x18\t \x01(\r\"\xec\x02\n\rRouteDecision\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.quantmesh.router.v1.RouteOutcome\x12:\n\x06\x63hosen\x18\x03 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x32\n\ncandidates\x18\x05 \x03(\x0b\x32\x1e.quantmesh.router.v1.Candidate\x12?\n\x0e\x63lassification\x18\x06 \x01(\x0b\x32\'.quantmesh.classifier.v1.Classification\x12\x1b\n\x13\x63lassifier_degraded\x18\x07 \x01(\x08\x12\x18\n\x10profiles_version\x18\x08 \x01(\x04\x12\x1b\n\x13\x65\x66\x66\x65\x63tive_budget_ms\x18\t \x01(\x01\"\xa7\x02\n\x11GenerationSummary\x12)\n\x05usage\x18\x01 \x01(\x0b\x32\x1a.quantmesh.common.v1.Usage\x12\x38\n\rfinish_reason\x18\x02 \x01(\x0e\x32!.quantmesh.common.v1.FinishReason\x12=\n\tserved_by\x18\x03 \x01(\x0b\x32*.quantmesh.common.v1.ModelQuantizationPair\x12\x0f\n\x07ttft_ms\x18\x04 \x01(\x01\x12\x16\n\x0e\x65\x32\x65_latency_ms\x18\x05 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x06 \x01(\x01\x12\x17\n\x0f\x61\x63tual_cost_usd\x18\x07 \x01(\x01\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\r\"\x14\n\x12GetProfilesRequest\"\xa0\x01\n\x13GetProfilesResponse\x12\x15\n\rdocument_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x32\n\x06source\x18\x03 \x01(\x0e\x32\".quantmesh.router.v1.ProfileSource\x12-\n\tloaded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x17ValidateProfilesRequest\x12\x15\n\rdocument_json\x18\x01 \x01(\t\"9\n\x18ValidateProfilesResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"I\n\x16PublishProfilesRequest\x12\x15\n\rdocument_json\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x04\"*\n\x17PublishProfilesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04*\x87\x02\n\x0fRejectionReason\x12 \n\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fREJECTION_REASON_LATENCY_BUDGET\x10\x01\x12\x1d\n\x19REJECTION_REASON_ACCURACY\x10\x02\x12#\n\x1fREJECTION_REASON_CONTEXT_LENGTH\x10\x03\x12\x1e\n\x1aREJECTION_REASON_UNHEALTHY\x10\x04\x12!\n\x1dREJECTION_REASON_CIRCUIT_OPEN\x10\x05\x12&\n\"REJECTION_REASON_QUANTIZATION_RULE\x10\x06*\x7f\n\x0cRouteOutcome\x12\x1d\n\x19ROUTE_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14ROUTE_OUTCOME_ROUTED\x10\x01\x12\x1a\n\x16ROUTE_OUTCOME_FALLBACK\x10\x02\x12\x1a\n\x16ROUTE_OUTCOME_REJECTED\x10\x03*i\n\rProfileSource\x12\x1e\n\x1aPROFILE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14PROFILE_SOURCE_REDIS\x10\x01\x12\x1e\n\x1aPROFILE_SOURCE_STATIC_FILE\x10\x02\x32\x96\x02\n\rRouterService\x12N\n\x05Route\x12!.quantmesh.router.v1.RouteRequest\x1a\".quantmesh.router.v1.RouteResponse\x12Y\n\x08Generate\x12$.quantmesh.router.v1.GenerateRequest\x1a%.quantmesh.router.v1.GenerateResponse0\x01\x12Z\n\tListPairs\x12%.quantmesh.router.v1.ListPairsRequest\x1a&.quantmesh.router.v1.ListPairsResponse2\xd5\x02\n\x12RouterAdminService\x12`\n\x0bGetProfiles\x12\'.quantmesh.router.v1.GetProfilesRequest\x1a(.quantmesh.router.v1.GetProfilesResponse\x12o\n\x10ValidateProfiles\x12,.quantmesh.router.v1.ValidateProfilesRequest\x1a-.quantmesh.router.v1.ValidateProfilesResponse\x12l\n\x0fPublishProfiles\x12+.quantmesh.router.v1.PublishProfilesRequest\x1a,.quantmesh.router.v1.PublishProfilesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quantmesh.router.v1.router_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REJECTIONREASON']._serialized_start=2466
-  _globals['_REJECTIONREASON']._serialized_end=2729
-  _globals['_ROUTEOUTCOME']._serialized_start=2731
-  _globals['_ROUTEOUTCOME']._serialized_end=2858
-  _globals['_PROFILESOURCE']._serialized_start=2860
-  _globals['_PROFILESOURCE']._serialized_end=2965
+  _globals['_REJECTIONREASON']._serialized_start=2812
+  _globals['_REJECTIONREASON']._serialized_end=3075
+  _globals['_ROUTEOUTCOME']._serialized_start=3077
+  _globals['_ROUTEOUTCOME']._serialized_end=3204
+  _globals['_PROFILESOURCE']._serialized_start=3206
+  _globals['_PROFILESOURCE']._serialized_end=3311
   _globals['_ROUTINGREQUIREMENTS']._serialized_start=167
-  _globals['_ROUTINGREQUIREMENTS']._serialized_end=317
-  _globals['_ROUTEREQUEST']._serialized_start=320
-  _globals['_ROUTEREQUEST']._serialized_end=496
-  _globals['_ROUTERESPONSE']._serialized_start=498
-  _globals['_ROUTERESPONSE']._serialized_end=567
-  _globals['_GENERATEREQUEST']._serialized_start=570
-  _globals['_GENERATEREQUEST']._serialized_end=804
-  _globals['_GENERATERESPONSE']._serialized_start=807
-  _globals['_GENERATERESPONSE']._serialized_end=999
-  _globals['_REJECTION']._serialized_start=1001
-  _globals['_REJECTION']._serialized_end=1082
-  _globals['_CANDIDATE']._serialized_start=1085
-  _globals['_CANDIDATE']._serialized_end=1385
-  _globals['_ROUTEDECISION']._serialized_start=1388
-  _globals['_ROUTEDECISION']._serialized_end=1752
-  _globals['_GENERATIONSUMMARY']._serialized_start=1755
-  _globals['_GENERATIONSUMMARY']._serialized_end=2050
-  _globals['_GETPROFILESREQUEST']._serialized_start=2052
-  _globals['_GETPROFILESREQUEST']._serialized_end=2072
-  _globals['_GETPROFILESRESPONSE']._serialized_start=2075
-  _globals['_GETPROFILESRESPONSE']._serialized_end=2235
-  _globals['_VALIDATEPROFILESREQUEST']._serialized_start=2237
-  _globals['_VALIDATEPROFILESREQUEST']._serialized_end=2285
-  _globals['_VALIDATEPROFILESRESPONSE']._serialized_start=2287
-  _globals['_VALIDATEPROFILESRESPONSE']._serialized_end=2344
-  _globals['_PUBLISHPROFILESREQUEST']._serialized_start=2346
-  _globals['_PUBLISHPROFILESREQUEST']._serialized_end=2419
-  _globals['_PUBLISHPROFILESRESPONSE']._serialized_start=2421
-  _globals['_PUBLISHPROFILESRESPONSE']._serialized_end=2463
-  _globals['_ROUTERSERVICE']._serialized_start=2968
-  _globals['_ROUTERSERVICE']._serialized_end=3154
-  _globals['_ROUTERADMINSERVICE']._serialized_start=3157
-  _globals['_ROUTERADMINSERVICE']._serialized_end=3498
+  _globals['_ROUTINGREQUIREMENTS']._serialized_end=382
+  _globals['_ROUTEREQUEST']._serialized_start=385
+  _globals['_ROUTEREQUEST']._serialized_end=561
+  _globals['_ROUTERESPONSE']._serialized_start=563
+  _globals['_ROUTERESPONSE']._serialized_end=632
+  _globals['_GENERATEREQUEST']._serialized_start=635
+  _globals['_GENERATEREQUEST']._serialized_end=869
+  _globals['_GENERATERESPONSE']._serialized_start=872
+  _globals['_GENERATERESPONSE']._serialized_end=1064
+  _globals['_LISTPAIRSREQUEST']._serialized_start=1066
+  _globals['_LISTPAIRSREQUEST']._serialized_end=1084
+  _globals['_PAIRINFO']._serialized_start=1087
+  _globals['_PAIRINFO']._serialized_end=1252
+  _globals['_LISTPAIRSRESPONSE']._serialized_start=1254
+  _globals['_LISTPAIRSRESPONSE']._serialized_end=1345
+  _globals['_REJECTION']._serialized_start=1347
+  _globals['_REJECTION']._serialized_end=1428
+  _globals['_CANDIDATE']._serialized_start=1431
+  _globals['_CANDIDATE']._serialized_end=1731
+  _globals['_ROUTEDECISION']._serialized_start=1734
+  _globals['_ROUTEDECISION']._serialized_end=2098
+  _globals['_GENERATIONSUMMARY']._serialized_start=2101
+  _globals['_GENERATIONSUMMARY']._serialized_end=2396
+  _globals['_GETPROFILESREQUEST']._serialized_start=2398
+  _globals['_GETPROFILESREQUEST']._serialized_end=2418
+  _globals['_GETPROFILESRESPONSE']._serialized_start=2421
+  _globals['_GETPROFILESRESPONSE']._serialized_end=2581
+  _globals['_VALIDATEPROFILESREQUEST']._serialized_start=2583
+  _globals['_VALIDATEPROFILESREQUEST']._serialized_end=2631
+  _globals['_VALIDATEPROFILESRESPONSE']._serialized_start=2633
+  _globals['_VALIDATEPROFILESRESPONSE']._serialized_end=2690
+  _globals['_PUBLISHPROFILESREQUEST']._serialized_start=2692
+  _globals['_PUBLISHPROFILESREQUEST']._serialized_end=2765
+  _globals['_PUBLISHPROFILESRESPONSE']._serialized_start=2767
+  _globals['_PUBLISHPROFILESRESPONSE']._serialized_end=2809
+  _globals['_ROUTERSERVICE']._serialized_start=3314
+  _globals['_ROUTERSERVICE']._serialized_end=3592
+  _globals['_ROUTERADMINSERVICE']._serialized_start=3595
+  _globals['_ROUTERADMINSERVICE']._serialized_end=3936
 # @@protoc_insertion_point(module_scope)

@@ -124,6 +124,7 @@ class RoutingRequirements(_message.Message):
     LATENCY_BUDGET_MS_FIELD_NUMBER: _builtins.int
     REQUIRED_ACCURACY_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
+    PINNED_PAIR_FIELD_NUMBER: _builtins.int
     max_output_tokens: _builtins.int
     """Required. Maximum number of tokens to generate, at least 1."""
     latency_budget_ms: _builtins.int
@@ -131,7 +132,14 @@ class RoutingRequirements(_message.Message):
     required_accuracy: _builtins.float
     """Optional. Minimum expected accuracy of the chosen pair for this query's tier, in [0, 1]. Default 0."""
     mode: _common_pb2.RoutingMode.ValueType
-    """Optional. Interactive (latency first) or batch (cost first). Default interactive."""
+    """Optional. Cheapest feasible pair, interactive (latency first) or batch (cost first). Default cheapest."""
+    @_builtins.property
+    def pinned_pair(self) -> _common_pb2.ModelQuantizationPair:
+        """Optional. Serve on this pair only (an OpenAI `model` pinned to one pair): the router scores it alone, reports
+        its constraints as usual, serves it even when one is not met, and never fails over to another pair.
+        Errors: NOT_FOUND when no pair of the profile document in use has this model_id and quantization.
+        """
+
     def __init__(
         self,
         *,
@@ -139,10 +147,11 @@ class RoutingRequirements(_message.Message):
         latency_budget_ms: _builtins.int = ...,
         required_accuracy: _builtins.float = ...,
         mode: _common_pb2.RoutingMode.ValueType = ...,
+        pinned_pair: _common_pb2.ModelQuantizationPair | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pinned_pair", b"pinned_pair"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["latency_budget_ms", b"latency_budget_ms", "max_output_tokens", b"max_output_tokens", "mode", b"mode", "required_accuracy", b"required_accuracy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latency_budget_ms", b"latency_budget_ms", "max_output_tokens", b"max_output_tokens", "mode", b"mode", "pinned_pair", b"pinned_pair", "required_accuracy", b"required_accuracy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -295,6 +304,93 @@ class GenerateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class ListPairsRequest(_message.Message):
+    """Request for RouterService.ListPairs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPairsRequest: _TypeAlias = ListPairsRequest  # noqa: Y015
+
+@_typing.final
+class PairInfo(_message.Message):
+    """One pair the router can route to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIR_FIELD_NUMBER: _builtins.int
+    SERVING_FIELD_NUMBER: _builtins.int
+    MAX_MODEL_LEN_FIELD_NUMBER: _builtins.int
+    ACCURACY_FIELD_NUMBER: _builtins.int
+    COST_PER_1M_OUTPUT_TOKENS_USD_FIELD_NUMBER: _builtins.int
+    serving: _builtins.bool
+    """Output only. Whether its worker is healthy and its circuit lets requests through."""
+    max_model_len: _builtins.int
+    """Output only. Longest prompt plus output the pair takes, in tokens."""
+    accuracy: _builtins.float
+    """Output only. Accuracy on the whole eval set, in [0, 1]: graded correct / total, or the mean of the per-tier
+    accuracies when the profile has no graded counts.
+    """
+    cost_per_1m_output_tokens_usd: _builtins.float
+    """Output only. Price of output tokens on this pair, in USD per 1M tokens."""
+    @_builtins.property
+    def pair(self) -> _common_pb2.ModelQuantizationPair:
+        """Output only. The pair."""
+
+    def __init__(
+        self,
+        *,
+        pair: _common_pb2.ModelQuantizationPair | None = ...,
+        serving: _builtins.bool = ...,
+        max_model_len: _builtins.int = ...,
+        accuracy: _builtins.float = ...,
+        cost_per_1m_output_tokens_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pair", b"pair"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accuracy", b"accuracy", "cost_per_1m_output_tokens_usd", b"cost_per_1m_output_tokens_usd", "max_model_len", b"max_model_len", "pair", b"pair", "serving", b"serving"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PairInfo: _TypeAlias = PairInfo  # noqa: Y015
+
+@_typing.final
+class ListPairsResponse(_message.Message):
+    """Response of RouterService.ListPairs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIRS_FIELD_NUMBER: _builtins.int
+    PROFILES_VERSION_FIELD_NUMBER: _builtins.int
+    profiles_version: _builtins.int
+    """Output only. Version of that document."""
+    @_builtins.property
+    def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___PairInfo]:
+        """Output only. Every pair of the profile document, in document order."""
+
+    def __init__(
+        self,
+        *,
+        pairs: _abc.Iterable[Global___PairInfo] | None = ...,
+        profiles_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pairs", b"pairs", "profiles_version", b"profiles_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPairsResponse: _TypeAlias = ListPairsResponse  # noqa: Y015
 
 @_typing.final
 class Rejection(_message.Message):

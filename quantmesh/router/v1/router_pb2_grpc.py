@@ -46,6 +46,11 @@ class RouterServiceStub:
                 request_serializer=quantmesh_dot_router_dot_v1_dot_router__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=quantmesh_dot_router_dot_v1_dot_router__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.ListPairs = channel.unary_unary(
+                '/quantmesh.router.v1.RouterService/ListPairs',
+                request_serializer=quantmesh_dot_router_dot_v1_dot_router__pb2.ListPairsRequest.SerializeToString,
+                response_deserializer=quantmesh_dot_router_dot_v1_dot_router__pb2.ListPairsResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -70,6 +75,14 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPairs(self, request, context):
+        """Lists the pairs of the profile document in use, with their health as the router sees it (what an OpenAI
+        `GET /v1/models` shows). Errors: FAILED_PRECONDITION (no profiles loaded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -82,6 +95,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=quantmesh_dot_router_dot_v1_dot_router__pb2.GenerateRequest.FromString,
                     response_serializer=quantmesh_dot_router_dot_v1_dot_router__pb2.GenerateResponse.SerializeToString,
+            ),
+            'ListPairs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPairs,
+                    request_deserializer=quantmesh_dot_router_dot_v1_dot_router__pb2.ListPairsRequest.FromString,
+                    response_serializer=quantmesh_dot_router_dot_v1_dot_router__pb2.ListPairsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,6 +158,33 @@ class RouterService:
             '/quantmesh.router.v1.RouterService/Generate',
             quantmesh_dot_router_dot_v1_dot_router__pb2.GenerateRequest.SerializeToString,
             quantmesh_dot_router_dot_v1_dot_router__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPairs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quantmesh.router.v1.RouterService/ListPairs',
+            quantmesh_dot_router_dot_v1_dot_router__pb2.ListPairsRequest.SerializeToString,
+            quantmesh_dot_router_dot_v1_dot_router__pb2.ListPairsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,10 @@ class RouterServiceStub:
     Errors: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (admission refused),
     UNAVAILABLE (no healthy worker, or a worker failed after tokens were sent), FAILED_PRECONDITION.
     """
+    ListPairs: _grpc.UnaryUnaryMultiCallable[_router_pb2.ListPairsRequest, _router_pb2.ListPairsResponse]
+    """Lists the pairs of the profile document in use, with their health as the router sees it (what an OpenAI
+    `GET /v1/models` shows). Errors: FAILED_PRECONDITION (no profiles loaded).
+    """
 
 @_typing.type_check_only
 class RouterServiceAsyncStub(RouterServiceStub):
@@ -60,6 +64,10 @@ class RouterServiceAsyncStub(RouterServiceStub):
     """Routes, then streams: first the decision, then token chunks, then a summary with usage and cost.
     Errors: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (admission refused),
     UNAVAILABLE (no healthy worker, or a worker failed after tokens were sent), FAILED_PRECONDITION.
+    """
+    ListPairs: _aio.UnaryUnaryMultiCallable[_router_pb2.ListPairsRequest, _router_pb2.ListPairsResponse]  # type: ignore[assignment]
+    """Lists the pairs of the profile document in use, with their health as the router sees it (what an OpenAI
+    `GET /v1/models` shows). Errors: FAILED_PRECONDITION (no profiles loaded).
     """
 
 class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -86,6 +94,16 @@ class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
         """Routes, then streams: first the decision, then token chunks, then a summary with usage and cost.
         Errors: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (admission refused),
         UNAVAILABLE (no healthy worker, or a worker failed after tokens were sent), FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPairs(
+        self,
+        request: _router_pb2.ListPairsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ListPairsResponse, _abc.Awaitable[_router_pb2.ListPairsResponse]]:
+        """Lists the pairs of the profile document in use, with their health as the router sees it (what an OpenAI
+        `GET /v1/models` shows). Errors: FAILED_PRECONDITION (no profiles loaded).
         """
 
 def add_RouterServiceServicer_to_server(servicer: RouterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
