@@ -46,6 +46,12 @@ HEADLINE = (
            "added_p50_ms_1", "ms", "≤ 2"),
     Figure("Router: latency added, 1 stream, classifier in the router, p99", "benchmarks/results/router_overhead.json",
            "added_p99_ms_1", "ms", "≤ 6"),
+    Figure("Gateway + router: latency added over the worker, 1 stream, p50", "benchmarks/results/gateway_overhead.json",
+           "added_p50_ms_1", "ms", "≤ 3"),
+    Figure("LiteLLM proxy in front of the gateway: latency it adds, 1 stream, p50",
+           "benchmarks/results/gateway_overhead.json", "litellm_added_p50_ms_1", "ms", "≥ 10× the gateway's"),
+    Figure("Gateway: routed requests/s, 32 concurrent streams", "benchmarks/results/gateway_overhead.json", "rps_32",
+           "req/s", "≥ 500"),
     Figure("Worker: gRPC over in-process output tokens/s, 64 streams", "benchmarks/results/worker_stream.json",
            "grpc_over_inprocess_tokens_per_s_64", "ratio", "≥ 0.90"),
     Figure("Real pairs, 200 held-out graded prompts: accuracy, always the most accurate pair",
@@ -61,12 +67,12 @@ HEADLINE = (
 
 
 def _shown(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:#.3g}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:#.3g}"
 
 
 def headline_table() -> str:
     """The headline figures as a markdown table, one row per `HEADLINE` entry, values to 3 significant digits
-    (whole numbers from 1,000 up), ending with a newline.
+    (whole numbers from 100 up), ending with a newline.
 
     Raises:
         FileNotFoundError: a source file is missing.

@@ -22,6 +22,7 @@ share one list of API keys. `x-request-id` and the W3C trace context travel the 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -32,11 +33,11 @@ import grpc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.sse import format_sse_event
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import ValidationError
-from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import QuantmeshError, UnavailableError
@@ -67,6 +68,7 @@ log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 COMPLETIONS = "/v1/chat/completions"
 ROUTER_SERVICE = "quantmesh.router.v1.RouterService"
+MODELS_TIMEOUT_S = 5.0  # ListPairs reads the router's memory: anything slower is a router in trouble
 
 
 class _Upstream:
@@ -140,12 +142,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         completion = _Completion(call, first.decision, body, request_id)
         headers = translate.decision_headers(first.decision)
         if body.stream:
-            return EventSourceResponse(completion.events(), headers=headers, ping=15)
+            # Starlette cancels the generator when the client disconnects; its `finally` cancels the router call.
+            return StreamingResponse(completion.events(), headers=headers, media_type="text/event-stream")
         return await completion.collect(request, headers)
 
     @app.get("/v1/models", response_model=ModelList)
     async def models(request: Request) -> ModelList:
-        listed = await upstream.router().ListPairs(router_pb2.ListPairsRequest(), timeout=5.0,
+        listed = await upstream.router().ListPairs(router_pb2.ListPairsRequest(), timeout=MODELS_TIMEOUT_S,
                                                    metadata=_metadata(request, _request_id(request)))
         cards = [ModelCard(id=AUTO_MODEL, quantmesh={"routed": True, "profiles_version": listed.profiles_version})]
         cards += [ModelCard(id=translate.pair_id(info.pair), quantmesh={
@@ -222,14 +225,17 @@ class _Completion:
         while await self.call.read() is not grpc.aio.EOF:
             pass
 
-    def _chunk(self, delta: Delta, finish_reason: str | None = None, **fields: object) -> str:
-        return ChatCompletionChunk(id=self.id, created=self.created, model=self.model,
-                                   choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
-                                   **fields).model_dump_json()
+    def _chunk(self, delta: Delta, finish_reason: str | None = None, **fields: object) -> bytes:
+        return _event(ChatCompletionChunk(id=self.id, created=self.created, model=self.model,
+                                          choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
+                                          **fields).model_dump_json())
 
-    async def events(self) -> AsyncIterator[str]:
-        """The SSE data lines (sse-starlette frames them)."""
+    async def events(self) -> AsyncIterator[bytes]:
+        """The server-sent events, framed by FastAPI's SSE encoder. Token chunks, the hot path, are rendered from
+        `content_chunk_template` (the `ChatCompletionChunk` of one content delta, checked against the model by
+        tests/gateway/test_translate.py) rather than built as a model per token."""
         prometheus_metrics.ACTIVE_STREAMS.inc()
+        prefix, suffix = content_chunk_template(self.id, self.created, self.model)
         ended = False  # with [DONE] or an error event; otherwise the client left mid-stream
         try:
             yield self._chunk(Delta(role="assistant", content=""),
@@ -237,18 +243,19 @@ class _Completion:
             async for message in self._messages():
                 if message.HasField("chunk"):
                     if message.chunk.text:
-                        yield self._chunk(Delta(content=message.chunk.text))
+                        yield _event(prefix + json.dumps(message.chunk.text) + suffix)
                     continue
                 summary = message.summary
                 extension = QuantmeshExtension(decision=self.decision, summary=translate.summary_view(summary))
                 finish = translate.finish_reason(summary.finish_reason)
                 if self.body.stream_options is not None and self.body.stream_options.include_usage:
                     yield self._chunk(Delta(), finish)
-                    yield ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[],
-                                              usage=translate.usage(summary), quantmesh=extension).model_dump_json()
+                    yield _event(ChatCompletionChunk(id=self.id, created=self.created, model=self.model,
+                                                     choices=[], usage=translate.usage(summary),
+                                                     quantmesh=extension).model_dump_json())
                 else:
                     yield self._chunk(Delta(), finish, quantmesh=extension)
-                yield "[DONE]"
+                yield _event("[DONE]")
                 ended = True
             await self._drain()
         except (grpc.RpcError, QuantmeshError) as exc:
@@ -256,7 +263,7 @@ class _Completion:
                                else errors.rpc_error_body(exc))
             log.warning("stream_failed", status=status, error=body.error.message)
             ended = True
-            yield body.model_dump_json()
+            yield _event(body.model_dump_json())
         finally:
             prometheus_metrics.ACTIVE_STREAMS.dec()
             if not ended:
@@ -298,6 +305,19 @@ class _Completion:
                             finish_reason=translate.finish_reason(summary.finish_reason))],
             quantmesh=QuantmeshExtension(decision=self.decision, summary=translate.summary_view(summary)))
         return completion, summary
+
+
+def content_chunk_template(completion_id: str, created: int, model: str) -> tuple[str, str]:
+    """(prefix, suffix) such that prefix + json.dumps(text) + suffix is the `ChatCompletionChunk` JSON of one
+    content delta of this completion (no finish reason, no usage, no extension)."""
+    head = json.dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model},
+                      separators=(",", ":"))
+    return (head[:-1] + ',"choices":[{"index":0,"delta":{"role":null,"content":',
+            '},"finish_reason":null}],"usage":null,"quantmesh":null}')
+
+
+def _event(data: str) -> bytes:
+    return format_sse_event(data_str=data)
 
 
 async def _disconnected(request: Request) -> None:

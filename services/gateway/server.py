@@ -1,11 +1,19 @@
 """Runs the gateway's app on uvicorn (uvloop and httptools when installed) until SIGTERM or SIGINT; in-flight
-requests get `shutdown_grace_s` to finish, as on the gRPC services."""
+requests get `shutdown_grace_s` to finish, as on the gRPC services.
+
+uvicorn was chosen over granian by measurement: side by side on one mesh, granian's ASGI interface served fewer
+requests/s (245 against 275 at 32 clients) at the same added latency (6.3 ms at 1 stream)
+(benchmarks/results/gateway_overhead.json, `details.servers`). Other ASGI
+servers can run `app_from_environment` as a factory, for example
+`granian --interface asgi --factory services.gateway.server:app_from_environment`.
+"""
 
 from __future__ import annotations
 
 import ssl
 
 import uvicorn
+from fastapi import FastAPI
 
 from services.common.logging import configure_logging
 from services.common.tracing import configure_tracing, shutdown_tracing
@@ -27,8 +35,18 @@ def serve(settings: GatewaySettings) -> None:
             create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
-            ssl_ca_certs=settings.tls_client_ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
+            ssl_ca_certs=settings.tls_client_ca_file,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
         )
         uvicorn.Server(config).run()
     finally:
         shutdown_tracing()
+
+
+def app_from_environment() -> FastAPI:
+    """The app with `QUANTMESH_GATEWAY_*` settings, logging and tracing configured: an ASGI factory for servers
+    other than uvicorn (the server's own flags then set host, port and TLS)."""
+    settings = GatewaySettings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    configure_tracing("quantmesh-gateway")
+    return create_app(settings)

@@ -1,6 +1,7 @@
 """README.md stays true: its headline figures are the result files', and its Python snippets fit the SDK.
 
-Every ```python block of the README is compiled and run. SDK objects that need no server (`Requirements`,
+Every ```python block of the README is compiled and run (the OpenAI-SDK ones against a real gateway, in
+tests/gateway/test_readme_openai.py). SDK objects that need no server (`Requirements`,
 `Sampling`, ...) are the real ones; the clients (`QuantmeshClient`, `AsyncQuantmeshClient` and their `profiles`)
 are `unittest.mock.create_autospec` fakes, which bind every call to the real signature (`inspect.signature().bind`),
 so a snippet calling a method that does not exist, or with a keyword the SDK does not take, fails here.
@@ -20,8 +21,10 @@ from tools.readme_figures import END_MARKER, START_MARKER, headline_table
 
 README = (REPO_ROOT / "README.md").read_text()
 # (first line of the code in README.md, code) per ```python block.
-SNIPPETS = [(README.count("\n", 0, match.start(1)) + 1, match.group(1))
-            for match in re.finditer(r"^```python\n(.*?)^```$", README, re.MULTILINE | re.DOTALL)]
+ALL_SNIPPETS = [(README.count("\n", 0, match.start(1)) + 1, match.group(1))
+                for match in re.finditer(r"^```python\n(.*?)^```$", README, re.MULTILINE | re.DOTALL)]
+OPENAI_SNIPPETS = [(line, code) for line, code in ALL_SNIPPETS if "from openai import" in code]
+SNIPPETS = [snippet for snippet in ALL_SNIPPETS if snippet not in OPENAI_SNIPPETS]
 FAKED_CLIENTS = ((sdk.QuantmeshClient, admin.ProfilesAdmin, "__enter__"),
                  (sdk.AsyncQuantmeshClient, admin.AsyncProfilesAdmin, "__aenter__"))
 

@@ -69,7 +69,7 @@ async def test_a_client_that_disconnects_mid_stream_cancels_the_engine_request(g
                 events += line.startswith("data:")
                 if events == 3:
                     break
-        assert (await gateway_mesh.mesh.worker_load("syn-small")).running_requests in (0, 1)
+        # Not cancelled, the engine request would run for ~9 s more.
         assert await gateway_mesh.mesh.orphaned_engine_requests(settle_timeout_s=3.0) == 0
         # The same for a non-streamed answer whose client gives up.
         waiting = asyncio.create_task(client.post("/v1/chat/completions", json={**body, "stream": False}))
