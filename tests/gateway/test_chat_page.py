@@ -1,6 +1,7 @@
 """The chat page in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven by Selenium): it
 loads from the gateway, sends a prompt, streams the answer in, and shows the pair, TTFT, tokens/s, cost and the
-route decision with its candidates. Saves `chat_page.png` into the session's results directory."""
+route decision with its candidates; Stop ends the stream and the engine request. Saves `chat_page.png` into the
+session's results directory."""
 
 from __future__ import annotations
 
@@ -65,3 +66,19 @@ def test_the_page_streams_an_answer_and_shows_the_decision(gateway_mesh: Gateway
     assert {row.find_elements(By.TAG_NAME, "td")[0].text for row in rows} == {"syn-small/none", "syn-large/none"}
     browser.save_screenshot(str(results_dir() / "chat_page.png"))
     assert (results_dir() / "chat_page.png").stat().st_size > 10_000
+
+
+async def test_stop_closes_the_stream_and_the_engine_request_ends(gateway_mesh: GatewayMesh, browser) -> None:
+    browser.get(gateway_mesh.url)
+    browser.find_element(By.ID, "api-key").send_keys(ROUTE_KEY, Keys.TAB)
+    browser.find_element(By.ID, "max-tokens").clear()
+    browser.find_element(By.ID, "max-tokens").send_keys("450")  # ~9 s at 50 tokens/s
+    browser.find_element(By.ID, "prompt").send_keys("Tell me a long story.")
+    browser.find_element(By.ID, "send").click()
+    wait = WebDriverWait(browser, 20, poll_frequency=0.05)
+    wait.until(lambda driver: driver.find_element(By.ID, "answer").text)
+    browser.find_element(By.ID, "stop").click()
+    wait.until(lambda driver: "stopped" in driver.find_element(By.ID, "stats").text)
+    words = len(browser.find_element(By.ID, "answer").text.split())
+    assert words < 450 and browser.find_element(By.ID, "send").is_enabled()
+    assert await gateway_mesh.mesh.orphaned_engine_requests(settle_timeout_s=3.0) == 0

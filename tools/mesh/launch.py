@@ -130,7 +130,7 @@ def start_gateway(router_address: str, log_path: Path | None, *, env: Mapping[st
                   host: str = "127.0.0.1", port: int | None = None,
                   timeout_s: float = GATEWAY_START_TIMEOUT_S) -> GatewayProcess:
     """Starts `python -m services.gateway` in front of `router_address` and waits until its /readyz is 200 (the
-    router answers and a pair is serving).
+    router's health check says SERVING).
 
     Args:
         router_address: host:port of the RouterService.

@@ -136,8 +136,9 @@ class RoutingRequirements(_message.Message):
     @_builtins.property
     def pinned_pair(self) -> _common_pb2.ModelQuantizationPair:
         """Optional. Serve on this pair only (an OpenAI `model` pinned to one pair): the router scores it alone, reports
-        its constraints as usual, serves it even when one is not met, and never fails over to another pair.
-        Errors: NOT_FOUND when no pair of the profile document in use has this model_id and quantization.
+        its constraints as usual, serves it even when one is not met (outcome FALLBACK), and never fails over to
+        another pair. Errors: NOT_FOUND when no pair of the profile document in use has this model_id and
+        quantization; RESOURCE_EXHAUSTED when only the pair's current load makes it miss the budget (admission).
         """
 
     def __init__(
