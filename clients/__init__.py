@@ -6,6 +6,7 @@ The SDK's public names are re-exported here::
 """
 
 from clients.credentials import TlsOptions
+from clients.fallback import StaticFallback
 from clients.messages import (
     ChatMessage,
     Completion,
@@ -36,6 +37,6 @@ __all__ = [
     "AbortedError", "AsyncQuantmeshClient", "CancelledError", "ChatMessage", "ChatRole", "Completion",
     "DeadlineExceededError", "FailedPreconditionError", "GenerationSummary", "InternalError", "InvalidArgumentError",
     "Pair", "PermissionDeniedError", "Quantization", "QuantmeshClient", "QuantmeshError", "Requirements",
-    "ResourceExhaustedError", "RouteDecision", "RoutingMode", "Sampling", "TlsOptions", "TokenChunk",
+    "ResourceExhaustedError", "RouteDecision", "RoutingMode", "Sampling", "StaticFallback", "TlsOptions", "TokenChunk",
     "UnauthenticatedError", "UnavailableError",
 ]

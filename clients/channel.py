@@ -23,6 +23,9 @@ ROUTER_SERVICE = "quantmesh.router.v1.RouterService"
 ADMIN_SERVICE = "quantmesh.router.v1.RouterAdminService"
 DEFAULT_RPC_TIMEOUT_S = 10.0
 """Deadline of `route` and the admin RPCs, in s, when the caller gives none."""
+MAX_RECONNECT_BACKOFF_MS = 2_000
+"""Longest wait between reconnection attempts to a router that went away, in ms (gRPC's default is 120 s): with a
+static fallback, requests go back to the router within this long of its return."""
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest message the SDK sends or accepts, in bytes (profile documents can exceed gRPC's 4 MiB default)."""
 
@@ -65,7 +68,8 @@ def service_config(max_attempts: int = 3) -> dict[str, Any]:
 
 
 def channel_options(max_attempts: int = 3) -> list[tuple[str, Any]]:
-    """Channel arguments: the service config with its retry policies, message limits and keepalive."""
+    """Channel arguments: the service config with its retry policies, message limits, keepalive and reconnection
+    backoff."""
     return [
         ("grpc.service_config", json.dumps(service_config(max_attempts))),
         ("grpc.enable_retries", 1),
@@ -73,6 +77,8 @@ def channel_options(max_attempts: int = 3) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]
 
 

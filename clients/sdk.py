@@ -26,7 +26,8 @@ Deadlines: the gRPC deadline of `generate` is the request's latency budget (`lat
 `DEFAULT_RPC_TIMEOUT_S` and the budget plus 1 s), not the budget, so that a decision is returned even for a budget no
 pair can meet.
 
-Retries and deadlines: see `clients.channel`.
+Retries and deadlines: see `clients.channel`. When the router is down: `fallback=StaticFallback(...)`
+(`clients.fallback`).
 """
 
 
@@ -40,10 +41,12 @@ import grpc
 from clients.admin import AsyncProfilesAdmin, ProfilesAdmin
 from clients.channel import DEFAULT_RPC_TIMEOUT_S, channel_options, generate_timeout_s, route_timeout_s
 from clients.credentials import TlsOptions, aio_channel, sync_channel
+from clients.fallback import FallbackCall, OutageLog, StaticFallback
 from clients.messages import Completion, Prompt, Requirements, RouteDecision, Sampling, fill_input
 from clients.streams import AsyncGenerationStream, GenerationStream
 from core.errors import from_rpc_error
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from quantmesh.worker.v1 import worker_pb2_grpc
 
 
 def _route_request(prompt: Prompt, requirements: Requirements, request_id: str) -> router_pb2.RouteRequest:
@@ -72,7 +75,10 @@ class AsyncQuantmeshClient:
         max_attempts: Attempts per retryable call, 1-5 (see `service_config`).
         extra_channel_options: More gRPC channel arguments (appended; later ones win).
         token: Bearer token sent on every call (`authorization` metadata), for a router with caller auth on.
-        tls: TLS (and client certificate) options, for a router with TLS on; None: plaintext.
+        tls: TLS (and client certificate) options, for a router with TLS on; None: plaintext. The fallback worker's
+            channel uses the same options.
+        fallback: Where `generate` goes when the router is unavailable before the first token
+            (`clients.fallback`); None: nowhere (the UnavailableError is raised).
     """
 
     def __init__(
@@ -85,14 +91,26 @@ class AsyncQuantmeshClient:
         extra_channel_options: Sequence[tuple[str, Any]] = (),
         token: str | None = None,
         tls: TlsOptions | None = None,
+        fallback: StaticFallback | None = None,
     ) -> None:
         self.address = address
         self.requirements = requirements or Requirements()
+        self.fallback = fallback
         self._rpc_timeout_s = rpc_timeout_s
-        self._channel = aio_channel(address, [*channel_options(max_attempts), *extra_channel_options], token=token,
-                                    tls=tls)
+        self._options = [*channel_options(max_attempts), *extra_channel_options]
+        self._tls = tls
+        self._channel = aio_channel(address, self._options, token=token, tls=tls)
         self._stub = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._outage = OutageLog()
+        self._fallback_channel: grpc.aio.Channel | None = None
         self.profiles = AsyncProfilesAdmin(self._channel, rpc_timeout_s)
+
+    def _fallback_worker(self) -> worker_pb2_grpc.InferenceWorkerServiceStub:
+        """The fallback worker's stub; its channel opens on the first fallback."""
+        assert self.fallback is not None
+        if self._fallback_channel is None:
+            self._fallback_channel = aio_channel(self.fallback.address, self._options, tls=self._tls)
+        return worker_pb2_grpc.InferenceWorkerServiceStub(self._fallback_channel)
 
     async def __aenter__(self) -> Self:
         return self
@@ -101,8 +119,10 @@ class AsyncQuantmeshClient:
         await self.close()
 
     async def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
+        """Closes the channels; calls in flight are cancelled."""
         await self._channel.close()
+        if self._fallback_channel is not None:
+            await self._fallback_channel.close()
 
     async def route(
         self,
@@ -144,12 +164,14 @@ class AsyncQuantmeshClient:
     ) -> AsyncGenerationStream:
         """Starts a routed generation; iterate the returned stream with `async for`.
 
-        The call's deadline is `requirements.latency_budget_ms`, or `timeout_s` (s) when smaller.
-        Errors surface while iterating (see `AsyncGenerationStream`).
+        The call's deadline is `requirements.latency_budget_ms`, or `timeout_s` (s) when smaller; a fallback call
+        gets what is left of it. Errors surface while iterating (see `AsyncGenerationStream`).
         """
         requirements = requirements or self.requirements
         request = _generate_request(prompt, requirements, sampling, request_id)
-        return AsyncGenerationStream(self._stub.Generate(request, timeout=generate_timeout_s(requirements, timeout_s)))
+        timeout = generate_timeout_s(requirements, timeout_s)
+        fallback = FallbackCall(self.fallback, self._outage, request, timeout) if self.fallback else None
+        return AsyncGenerationStream(self._stub.Generate(request, timeout=timeout), fallback, self._fallback_worker)
 
     async def complete(
         self,
@@ -178,14 +200,25 @@ class QuantmeshClient:
         extra_channel_options: Sequence[tuple[str, Any]] = (),
         token: str | None = None,
         tls: TlsOptions | None = None,
+        fallback: StaticFallback | None = None,
     ) -> None:
         self.address = address
         self.requirements = requirements or Requirements()
+        self.fallback = fallback
         self._rpc_timeout_s = rpc_timeout_s
-        self._channel = sync_channel(address, [*channel_options(max_attempts), *extra_channel_options], token=token,
-                                     tls=tls)
+        self._options = [*channel_options(max_attempts), *extra_channel_options]
+        self._tls = tls
+        self._channel = sync_channel(address, self._options, token=token, tls=tls)
         self._stub = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._outage = OutageLog()
+        self._fallback_channel: grpc.Channel | None = None
         self.profiles = ProfilesAdmin(self._channel, rpc_timeout_s)
+
+    def _fallback_worker(self) -> worker_pb2_grpc.InferenceWorkerServiceStub:
+        assert self.fallback is not None
+        if self._fallback_channel is None:
+            self._fallback_channel = sync_channel(self.fallback.address, self._options, tls=self._tls)
+        return worker_pb2_grpc.InferenceWorkerServiceStub(self._fallback_channel)
 
     def __enter__(self) -> Self:
         return self
@@ -194,8 +227,10 @@ class QuantmeshClient:
         self.close()
 
     def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
+        """Closes the channels; calls in flight are cancelled."""
         self._channel.close()
+        if self._fallback_channel is not None:
+            self._fallback_channel.close()
 
     def route(
         self,
@@ -225,7 +260,9 @@ class QuantmeshClient:
         """See `AsyncQuantmeshClient.generate`; iterate the returned stream with `for`."""
         requirements = requirements or self.requirements
         request = _generate_request(prompt, requirements, sampling, request_id)
-        return GenerationStream(self._stub.Generate(request, timeout=generate_timeout_s(requirements, timeout_s)))
+        timeout = generate_timeout_s(requirements, timeout_s)
+        fallback = FallbackCall(self.fallback, self._outage, request, timeout) if self.fallback else None
+        return GenerationStream(self._stub.Generate(request, timeout=timeout), fallback, self._fallback_worker)
 
     def complete(
         self,

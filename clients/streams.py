@@ -4,11 +4,12 @@ far stays readable (`decision`, `received_chunks`, `text`, `summary`), also afte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 
+from clients.fallback import FallbackCall, applies
 from clients.messages import (
     Completion,
     GenerateEvent,
@@ -18,6 +19,8 @@ from clients.messages import (
     event_from_proto,
 )
 from core.errors import CancelledError, QuantmeshError, from_rpc_error
+from quantmesh.router.v1 import router_pb2
+from quantmesh.worker.v1 import worker_pb2_grpc
 
 
 class _StreamState:
@@ -74,12 +77,45 @@ class _ReceivedSoFar:
         return self._state.summary
 
 
-class AsyncGenerationStream(_ReceivedSoFar):
+class _Fallible:
+    """The fallback side shared by both streams: which failures go to the static fallback, and the events of the
+    router's messages (the first one tells the client's outage log that the router answers)."""
+
+    _state: _StreamState
+    _fallback: FallbackCall | None
+    served_by_fallback: bool
+
+    def _from_router(self, message: router_pb2.GenerateResponse) -> GenerateEvent:
+        if self._fallback is not None and self._state.decision is None:
+            self._fallback.outage.router_answered()
+        return event_from_proto(message)
+
+    def _falls_back(self, failure: QuantmeshError) -> FallbackCall:
+        """The fallback call for `failure`, or raises it (no fallback configured, not UNAVAILABLE, or a token was
+        already received)."""
+        if self._fallback is None or not applies(failure, len(self._state.chunks)):
+            raise failure
+        self._fallback.outage.router_failed(failure, self._fallback.fallback)
+        self.served_by_fallback = True
+        return self._fallback
+
+    def _fallback_decision(self, fallback: FallbackCall, failure: QuantmeshError) -> RouteDecision | None:
+        """The synthesized decision when the router sent none (the stream still starts with a decision)."""
+        if self._state.decision is not None:
+            return None
+        decision = fallback.decision(failure)
+        self._state.record(decision)
+        return decision
+
+
+class AsyncGenerationStream(_ReceivedSoFar, _Fallible):
     """One in-flight `RouterService.Generate` call; `async for` yields `GenerateEvent`s.
 
     Events arrive in order: one `RouteDecision`, then `TokenChunk`s, then one `GenerationSummary`. As they arrive
     they are also kept on the stream (`decision`, `received_chunks`, `text`, `summary`). Leaving the `async for` early or
     calling `cancel()` cancels the RPC: the router cancels its worker call and the worker aborts the engine request.
+    With a static fallback (`clients.fallback`), an UNAVAILABLE router before the first token sends the request to
+    the fallback worker instead, and `served_by_fallback` turns True.
 
     Raises (while iterating):
         QuantmeshError subclasses: `DeadlineExceededError` (budget spent), `ResourceExhaustedError`,
@@ -87,10 +123,14 @@ class AsyncGenerationStream(_ReceivedSoFar):
         (after `cancel()`; a cancelled asyncio task still sees `asyncio.CancelledError`).
     """
 
-    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:
+    def __init__(self, call: grpc.aio.UnaryStreamCall, fallback: FallbackCall | None = None,
+                 fallback_worker: Callable[[], worker_pb2_grpc.InferenceWorkerServiceStub] | None = None) -> None:
         self._call = call
         self._state = _StreamState()
         self._cancel_requested = False
+        self._fallback = fallback
+        self._fallback_worker = fallback_worker
+        self.served_by_fallback = False
 
     def cancel(self) -> None:
         """Cancels the call (no-op once it has finished); iterating it then raises `CancelledError`."""
@@ -99,12 +139,30 @@ class AsyncGenerationStream(_ReceivedSoFar):
 
     async def __aiter__(self) -> AsyncIterator[GenerateEvent]:
         try:
-            async for message in self._call:
-                event = event_from_proto(message)
-                self._state.record(event)
+            async for event in self._relay(self._from_router):
+                yield event
+            return
+        except grpc.RpcError as exc:
+            failure = from_rpc_error(exc)
+        fallback = self._falls_back(failure)
+        decision = self._fallback_decision(fallback, failure)
+        if decision is not None:
+            yield decision
+        assert self._fallback_worker is not None
+        self._call = self._fallback_worker().Generate(fallback.worker_request(), timeout=fallback.timeout_s())
+        try:
+            async for event in self._relay(fallback.event):
                 yield event
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    async def _relay(self, to_event: Callable[[Any], GenerateEvent]) -> AsyncIterator[GenerateEvent]:
+        """The current call's messages as events, kept on the stream; the call is cancelled if left early."""
+        try:
+            async for message in self._call:
+                event = to_event(message)
+                self._state.record(event)
+                yield event
         except asyncio.CancelledError:
             # grpc.aio reports a local cancel() as asyncio.CancelledError; only a cancelled *task* should look so.
             if self._cancel_requested:
@@ -127,16 +185,20 @@ class AsyncGenerationStream(_ReceivedSoFar):
         return self._state.completion()
 
 
-class GenerationStream(_ReceivedSoFar):
-    """The sync twin of `AsyncGenerationStream`: a plain iterator of `GenerateEvent`s.
+class GenerationStream(_ReceivedSoFar, _Fallible):
+    """The sync twin of `AsyncGenerationStream`: a plain iterator of `GenerateEvent`s (with the same fallback).
 
     Ctrl-C (KeyboardInterrupt) while iterating, breaking out of the loop, or `cancel()` cancels the RPC, and with
     it the worker's engine request.
     """
 
-    def __init__(self, call: Any) -> None:  # a grpc._channel._MultiThreadedRendezvous
+    def __init__(self, call: Any, fallback: FallbackCall | None = None,  # call: a grpc._channel._MultiThreadedRendezvous
+                 fallback_worker: Callable[[], worker_pb2_grpc.InferenceWorkerServiceStub] | None = None) -> None:
         self._call = call
         self._state = _StreamState()
+        self._fallback = fallback
+        self._fallback_worker = fallback_worker
+        self.served_by_fallback = False
 
     def cancel(self) -> None:
         """Cancels the call (no-op once it has finished); iterating it then raises `CancelledError`."""
@@ -144,12 +206,27 @@ class GenerationStream(_ReceivedSoFar):
 
     def __iter__(self) -> Iterator[GenerateEvent]:
         try:
-            for message in self._call:
-                event = event_from_proto(message)
-                self._state.record(event)
-                yield event
+            yield from self._relay(self._from_router)
+            return
+        except grpc.RpcError as exc:
+            failure = from_rpc_error(exc)
+        fallback = self._falls_back(failure)
+        decision = self._fallback_decision(fallback, failure)
+        if decision is not None:
+            yield decision
+        assert self._fallback_worker is not None
+        self._call = self._fallback_worker().Generate(fallback.worker_request(), timeout=fallback.timeout_s())
+        try:
+            yield from self._relay(fallback.event)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    def _relay(self, to_event: Callable[[Any], GenerateEvent]) -> Iterator[GenerateEvent]:
+        try:
+            for message in self._call:
+                event = to_event(message)
+                self._state.record(event)
+                yield event
         finally:  # also on KeyboardInterrupt and GeneratorExit
             if not self._call.done():
                 self._call.cancel()
