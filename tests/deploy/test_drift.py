@@ -22,7 +22,7 @@ from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.router.v1 import router_pb2
 from quantmesh.worker.v1 import worker_pb2
 from services.common.settings import ServerSettings
-from tests.fixtures.deploy import DEPLOY, OVERLAYS, REPO
+from tests.fixtures.deploy import COMPOSE_FILE, DEPLOY, OVERLAYS, REPO, run, tool
 
 HEALTH_SERVICES = {
     "router": router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
@@ -289,4 +289,27 @@ def test_reprofiling_arguments_parse_with_the_cli(rendered_overlays):
             "template"]["spec"]["containers"][0]
         assert container["command"][:2] == ["quantmesh", "profile"]
         # `quantmesh profile ...` hands everything after `profile` to the profiler's parser.
-        profiler_parser().parse_args(container["command"][2:] + container["args"])
+        args = profiler_parser().parse_args(container["command"][2:] + container["args"])
+        # One price per worker, in order (a lone placeholder price for every pair is what this replaced).
+        assert len(args.price_per_hour_usd) == len(args.workers) >= 2, overlay
+        assert all(price > 0 for price in args.price_per_hour_usd), overlay
+        assert args.publish == "quantmesh-router:50051" and str(args.output).startswith("/tmp/"), overlay
+
+
+def test_compose_profiler_command_parses_with_the_cli(compose_config):
+    from tools.profiler.cli import build_parser as profiler_parser
+
+    # The profiler is in the "profiling" compose profile: resolved only when that profile is asked for.
+    result = run([tool("docker-compose"), "-f", str(COMPOSE_FILE), "--profile", "profiling", "config", "--format",
+                  "json"])
+    assert result.returncode == 0, result.stderr
+    profiler = json.loads(result.stdout)["services"]["profiler"]
+    assert profiler["command"][:2] == ["quantmesh", "profile"]
+    args = profiler_parser().parse_args(profiler["command"][2:])  # as compose interpolated it
+    workers = {name for name in compose_config["services"] if name.startswith("worker-")}
+    assert {worker.split(":")[0] for worker in args.workers} == workers
+    assert len(args.price_per_hour_usd) == len(args.workers) and all(p > 0 for p in args.price_per_hour_usd)
+    router_port = compose_config["services"]["router"]["environment"]["QUANTMESH_ROUTER_PORT"]
+    assert args.publish == f"router:{router_port}"
+    # The container's root file system is read-only; /tmp is its tmpfs.
+    assert str(args.output).startswith("/tmp/") and "/tmp" in profiler["tmpfs"]

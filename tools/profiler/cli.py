@@ -64,8 +64,11 @@ def build_parser(prog: str = "quantmesh profile") -> argparse.ArgumentParser:
                         help="an InferenceWorker to profile (repeat for several; one per model-quantization pair)")
     parser.add_argument("--eval", dest="eval_path", type=Path, required=True, metavar="FILE.jsonl",
                         help="eval set JSONL (format: tools/profiler/eval_set.py; example deploy/profiler/)")
-    parser.add_argument("--price-per-hour-usd", type=float, nargs="+", required=True, metavar="USD",
-                        help="instance price per hour: one for every worker, or one per --worker in order")
+    # "extend": the flag may repeat, so that a manifest can append one "--worker=..." and its
+    # "--price-per-hour-usd=..." per pair (deploy/k8s overlays).
+    parser.add_argument("--price-per-hour-usd", type=float, nargs="+", action="extend", required=True, metavar="USD",
+                        help="instance price per hour: one for every worker, or one per --worker in order (the flag "
+                        "may repeat; its values add up in order)")
     parser.add_argument("--concurrency", type=_int_list, default=defaults.concurrency_levels, metavar="1,2,4",
                         help="concurrency levels of the latency sweep, ascending (default %(default)s)")
     parser.add_argument("--requests-per-level", type=int, default=defaults.requests_per_level,
