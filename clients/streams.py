@@ -4,6 +4,7 @@ far stays readable (`decision`, `received_chunks`, `text`, `summary`), also afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -139,8 +140,10 @@ class AsyncGenerationStream(_ReceivedSoFar, _Fallible):
 
     async def __aiter__(self) -> AsyncIterator[GenerateEvent]:
         try:
-            async for event in self._relay(self._from_router):
-                yield event
+            # aclosing: leaving the caller's loop early closes the relay at once, and with it the call.
+            async with contextlib.aclosing(self._relay(self._from_router)) as events:
+                async for event in events:
+                    yield event
             return
         except grpc.RpcError as exc:
             failure = from_rpc_error(exc)
@@ -151,8 +154,9 @@ class AsyncGenerationStream(_ReceivedSoFar, _Fallible):
         assert self._fallback_worker is not None
         self._call = self._fallback_worker().Generate(fallback.worker_request(), timeout=fallback.timeout_s())
         try:
-            async for event in self._relay(fallback.event):
-                yield event
+            async with contextlib.aclosing(self._relay(fallback.event)) as events:
+                async for event in events:
+                    yield event
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
