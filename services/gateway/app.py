@@ -7,7 +7,8 @@ Endpoints:
   (`services.gateway.errors`) and the decision's headers (`x-quantmesh-pair`, `-outcome`,
   `-predicted-ttft-ms`, `-estimated-cost-usd`, `-request-id`) go out with a 200. `stream: true` then relays
   each token chunk as a server-sent event in OpenAI's chunk format, with `quantmesh.decision` on the first and
-  `quantmesh.summary` on the last, a usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`. A
+  `quantmesh.summary` on the last, a usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`
+  (and `: keep-alive` comments every `stream_keepalive_s` while the first token is awaited). A
   failure after the 200 is an `{"error": ...}` event (OpenAI's SDKs raise it). A client that disconnects cancels
   the gRPC call, and the router and worker abort the engine request.
 - `GET /v1/models`: "auto" and each pair of the router's profiles (`RouterService.ListPairs`).
@@ -68,6 +69,8 @@ log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 COMPLETIONS = "/v1/chat/completions"
 ROUTER_SERVICE = "quantmesh.router.v1.RouterService"
+# An SSE comment (clients ignore it) that keeps proxies from closing a stream idle in its prefill.
+KEEPALIVE_EVENT = format_sse_event(comment="keep-alive")
 MODELS_TIMEOUT_S = 5.0  # ListPairs reads the router's memory: anything slower is a router in trouble
 
 
@@ -139,7 +142,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if first is grpc.aio.EOF or not first.HasField("decision"):
             call.cancel()
             raise UnavailableError("router: the stream did not start with a decision")
-        completion = _Completion(call, first.decision, body, request_id)
+        completion = _Completion(call, first.decision, body, request_id, settings.stream_keepalive_s)
         headers = translate.decision_headers(first.decision)
         if body.stream:
             # Starlette cancels the generator when the client disconnects; its `finally` cancels the router call.
@@ -194,20 +197,30 @@ class _Completion:
     """One chat completion whose decision has arrived: the rest of the router's stream, as events or one body."""
 
     def __init__(self, call: grpc.aio.UnaryStreamCall, decision: router_pb2.RouteDecision,
-                 body: ChatCompletionRequest, request_id: str) -> None:
+                 body: ChatCompletionRequest, request_id: str, keepalive_s: float) -> None:
         self.call = call
+        self.keepalive_s = keepalive_s
         self.decision = translate.decision_view(decision)
         self.body = body
         self.id = f"chatcmpl-{request_id}"
         self.created = int(time.time())
         self.model = self.decision.pair or AUTO_MODEL
 
-    async def _messages(self) -> AsyncIterator[router_pb2.GenerateResponse]:
+    async def _messages(self, keepalive_s: float | None = None) -> AsyncIterator[router_pb2.GenerateResponse | None]:
         """The chunks, then the summary; UNAVAILABLE if the stream ends without one, or skips or repeats a token
-        (nothing is relayed past a gap)."""
+        (nothing is relayed past a gap). With `keepalive_s`, None every `keepalive_s` s while the first message is
+        awaited (the prefill: the one long silence of a stream)."""
         next_index = 0
+        pending = asyncio.ensure_future(self.call.read()) if keepalive_s else None
+        try:
+            while pending is not None and not (await asyncio.wait({pending}, timeout=keepalive_s))[0]:
+                yield None
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
         while True:
-            message = await self.call.read()
+            message = pending.result() if pending is not None else await self.call.read()
+            pending = None
             if message is grpc.aio.EOF:
                 raise UnavailableError("router: the stream ended without a summary")
             if message.HasField("chunk"):
@@ -240,7 +253,10 @@ class _Completion:
         try:
             yield self._chunk(Delta(role="assistant", content=""),
                               quantmesh=QuantmeshExtension(decision=self.decision))
-            async for message in self._messages():
+            async for message in self._messages(self.keepalive_s):
+                if message is None:
+                    yield KEEPALIVE_EVENT
+                    continue
                 if message.HasField("chunk"):
                     if message.chunk.text:
                         yield _event(prefix + json.dumps(message.chunk.text) + suffix)
@@ -291,6 +307,7 @@ class _Completion:
         parts: list[str] = []
         try:
             async for message in self._messages():
+                assert message is not None  # no keep-alives without keepalive_s
                 if message.HasField("chunk"):
                     parts.append(message.chunk.text)
                 else:

@@ -31,6 +31,10 @@ class GatewaySettings(ServerSettings):
         1024 * 1024, ge=1024, description="Largest request body, bytes; a larger one is refused with 413 before it is "
         "read whole (the router's own prompt limit, 64 KiB by default, applies after)."
     )
+    stream_keepalive_s: float = Field(
+        15.0, gt=0, description="A streamed answer still waiting for its first token sends an SSE comment line "
+        "(`: keep-alive`, ignored by clients) this often, s, so that proxies do not close it as idle."
+    )
     readiness_timeout_ms: float = Field(
         1_000.0, gt=0, description="Deadline of the router call behind /readyz, ms."
     )
