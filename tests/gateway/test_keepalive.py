@@ -22,9 +22,9 @@ async def test_a_slow_first_token_is_preceded_by_keep_alive_comments(tmp_path) -
     async for running in running_gateway_mesh(tmp_path, slow,
                                               gateway_env={"QUANTMESH_GATEWAY_STREAM_KEEPALIVE_S": str(KEEPALIVE_S)}):
         async with httpx.AsyncClient(base_url=running.url, timeout=30,
-                                     headers={"authorization": f"Bearer {ROUTE_KEY}"}) as client:
-            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                lines = [line async for line in response.aiter_lines() if line]
+                                     headers={"authorization": f"Bearer {ROUTE_KEY}"}) as client, \
+                client.stream("POST", "/v1/chat/completions", json=body) as response:
+            lines = [line async for line in response.aiter_lines() if line]
         first_content = next(i for i, line in enumerate(lines) if '"content":"lorem' in line)
         keepalives = [i for i, line in enumerate(lines) if line == ": keep-alive"]
         # ~1.5 s of prefill at one comment per 0.2 s, all before the first token, none after it.
