@@ -86,16 +86,10 @@ def start_litellm(gateway_url: str, log_dir: Path) -> tuple[subprocess.Popen, st
         # No caller authentication on either path (the benchmark's router has no callers file either).
         "general_settings": {"dangerously_permit_weak_or_unset_master_key": True},
     }))
-    log = open(log_dir / "litellm.log", "ab")  # noqa: SIM115 - lives as long as the child
-    process = subprocess.Popen([str(litellm_binary()), "--config", str(config), "--host", "127.0.0.1",
-                                "--port", str(port), "--num_workers", "1"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while not http_ok(f"{url}/health/liveliness"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"LiteLLM proxy did not start: {(log_dir / 'litellm.log').read_text()[-3000:]}")
-        time.sleep(0.5)
+    process = start_http_server(
+        "litellm", [str(litellm_binary()), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+                    "--num_workers", "1"], {}, log_dir, f"{url}/health/liveliness", timeout_s=180)
     return process, url
 
 
@@ -103,21 +97,33 @@ def start_granian_gateway(router_address: str, log_dir: Path) -> tuple[subproces
     """The same gateway app on granian's ASGI interface (`services.gateway.server.app_from_environment`), one
     worker on uvloop like the uvicorn one: the side-by-side that chose the server."""
     port = free_port()
-    log = open(log_dir / "gateway-granian.log", "ab")  # noqa: SIM115 - lives as long as the child
-    process = subprocess.Popen(
-        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
-         str(port), "--workers", "1", "--loop", "uvloop", "--no-ws", "--log-level", "warning",
-         "services.gateway.server:app_from_environment"],
-        env={**os.environ, "QUANTMESH_GATEWAY_ROUTER_ADDRESS": router_address, "QUANTMESH_GATEWAY_LOG_LEVEL": "WARNING"},
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not http_ok(f"{url}/readyz"):
+    process = start_http_server(
+        "gateway-granian", [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
+                            "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop", "--no-ws",
+                            "--log-level", "warning", "services.gateway.server:app_from_environment"],
+        {"QUANTMESH_GATEWAY_ROUTER_ADDRESS": router_address, "QUANTMESH_GATEWAY_LOG_LEVEL": "WARNING"}, log_dir,
+        f"{url}/readyz", timeout_s=60)
+    return process, url
+
+
+def start_http_server(name: str, argv: list[str], env: dict[str, str], log_dir: Path, ready_url: str,
+                      timeout_s: float) -> subprocess.Popen:
+    """Starts `argv` (logging to `<log_dir>/<name>.log`) and waits until GET `ready_url` answers 2xx.
+
+    Raises:
+        RuntimeError: it exited or was not ready within `timeout_s` (the log tail is included; it is killed first).
+    """
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the child
+    process = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    deadline = time.monotonic() + timeout_s
+    while not http_ok(ready_url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"granian did not start: {(log_dir / 'gateway-granian.log').read_text()[-3000:]}")
-        time.sleep(0.2)
-    return process, url
+            raise RuntimeError(f"{name} did not start: {log_path.read_text()[-3000:]}")
+        time.sleep(0.25)
+    return process
 
 
 def http_call(client: httpx.AsyncClient, max_tokens: int) -> Call:

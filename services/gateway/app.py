@@ -275,8 +275,7 @@ class _Completion:
                 ended = True
             await self._drain()
         except (grpc.RpcError, QuantmeshError) as exc:
-            status, body, _ = (errors.error_body(exc) if isinstance(exc, QuantmeshError)
-                               else errors.rpc_error_body(exc))
+            status, body, _ = errors.error_body(exc)
             log.warning("stream_failed", status=status, error=body.error.message)
             ended = True
             yield _event(body.model_dump_json())

@@ -70,8 +70,10 @@ def _param(message: str) -> str | None:
     return head if separator and " " not in head and len(head) <= 128 else None
 
 
-def error_body(error: QuantmeshError) -> tuple[int, ErrorBody, dict[str, str]]:
-    """(HTTP status, OpenAI error body, extra headers) of a mesh error."""
+def error_body(error: QuantmeshError | grpc.RpcError) -> tuple[int, ErrorBody, dict[str, str]]:
+    """(HTTP status, OpenAI error body, extra headers) of a mesh error or a failed router call."""
+    if not isinstance(error, QuantmeshError):
+        error = from_rpc_error(error)
     status, error_type = http_status(error.code)
     headers: dict[str, str] = {}
     if isinstance(error, ResourceExhaustedError):
@@ -81,10 +83,6 @@ def error_body(error: QuantmeshError) -> tuple[int, ErrorBody, dict[str, str]]:
     detail = ErrorDetail(message=error.message, type=error_type, param=_param(error.message),
                          code=error.code.name.lower())
     return status, ErrorBody(error=detail), headers
-
-
-def rpc_error_body(error: grpc.RpcError) -> tuple[int, ErrorBody, dict[str, str]]:
-    return error_body(from_rpc_error(error))
 
 
 def response(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -97,5 +95,5 @@ def gateway_error_response(error: GatewayError) -> JSONResponse:
 
 
 def mesh_error_response(error: QuantmeshError | grpc.RpcError) -> JSONResponse:
-    status, body, headers = error_body(error) if isinstance(error, QuantmeshError) else rpc_error_body(error)
+    status, body, headers = error_body(error)
     return response(status, body, headers)

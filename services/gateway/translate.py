@@ -159,11 +159,12 @@ def usage(summary: router_pb2.GenerationSummary) -> Usage:
 
 def decision_headers(decision: router_pb2.RouteDecision) -> dict[str, str]:
     """Response headers known once the router has decided (sent before the first token)."""
-    chosen = next((c for c in decision.candidates if decision.HasField("chosen") and c.pair == decision.chosen), None)
     headers = {"x-quantmesh-request-id": decision.request_id,
                "x-quantmesh-outcome": vocabulary.from_proto(RouteOutcome, decision.outcome).value}
-    if decision.HasField("chosen"):
-        headers["x-quantmesh-pair"] = pair_id(decision.chosen)
+    if not decision.HasField("chosen"):
+        return headers
+    headers["x-quantmesh-pair"] = pair_id(decision.chosen)
+    chosen = next((c for c in decision.candidates if c.pair == decision.chosen), None)
     if chosen is not None:
         headers["x-quantmesh-predicted-ttft-ms"] = f"{chosen.predicted_ttft_ms:.1f}"
         headers["x-quantmesh-estimated-cost-usd"] = f"{chosen.estimated_cost_usd:.10f}"
