@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.mesh import abort_lines
 from tests.fixtures.worker import engine_executors, paced_engine, suspended, worker_load
 from tools.mesh.mesh import MeshEndpoints
 
@@ -170,9 +171,3 @@ def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(me
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(chat.fd)
-
-
-def abort_lines(mesh: MeshEndpoints) -> list[dict]:
-    """Every `engine_request_aborted` line the mesh's workers have logged so far."""
-    return [json.loads(line) for worker in mesh.workers if worker.log_path is not None
-            for line in worker.log_path.read_text().splitlines() if '"engine_request_aborted"' in line]

@@ -12,6 +12,7 @@ queries only to the accurate one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -48,7 +49,6 @@ FULL_LENGTH_PROMPT = "The capital of Peru is"
 GREEDY = common_pb2.SamplingParams(temperature=0.0)
 MAX_MODEL_LEN = 2048  # the tiny models' max_position_embeddings
 MAX_OUTPUT_TOKENS = 2000  # the longest generation: seconds of engine time
-SAMPLED = common_pb2.SamplingParams(temperature=1.0, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -205,20 +205,36 @@ async def test_simple_prompt_goes_to_the_cheap_pair_and_hard_prompt_to_the_accur
 
 async def test_caller_cancellation_reaches_the_worker(stubs, mesh) -> None:
     route, _ = stubs
-    call = route.Generate(generate_request(SIMPLE_PROMPT, sampling=SAMPLED, max_output_tokens=400), timeout=60)
-    async for message in call:
-        if message.HasField("chunk"):
-            break
-    call.cancel()
-    async with grpc.aio.insecure_channel(mesh["workers"]["cheap"].address) as channel:
-        worker = worker_pb2_grpc.InferenceWorkerServiceStub(channel)
+    request = generate_request(FULL_LENGTH_PROMPT, sampling=GREEDY, max_output_tokens=MAX_OUTPUT_TOKENS,
+                               latency_budget_ms=120_000)
+    request.request_id = f"cancelled-{uuid.uuid4().hex}"
+    executors = [process for worker in mesh["workers"].values() for process in engine_executors(worker.address)]
+    with suspended(executors):
+        call = route.Generate(request, timeout=60)
+        # A step at a time until the first chunk is relayed: the engine does not wait for a slow reader.
+        with paced_engine(executors):
+            async for message in call:
+                if message.HasField("decision"):
+                    worker = next(w for w in mesh["workers"].values()
+                                  if w.served_model_name == message.decision.chosen.model_id)
+                elif message.HasField("chunk"):
+                    break
+        assert worker_load(worker.address).running_requests == 1
+        call.cancel()
+    async with grpc.aio.insecure_channel(worker.address) as channel:
+        stub = worker_pb2_grpc.InferenceWorkerServiceStub(channel)
         deadline = time.monotonic() + 10
         while True:
-            load = (await worker.GetLoad(worker_pb2.GetLoadRequest(), timeout=5)).load
+            load = (await stub.GetLoad(worker_pb2.GetLoadRequest(), timeout=5)).load
             if load.running_requests == 0 and load.waiting_requests == 0:
                 break
             assert time.monotonic() < deadline, f"the worker still runs the cancelled request: {load}"
             await asyncio.sleep(0.05)
+    # Aborted, not finished: the worker logs each engine request it aborts, with the cause.
+    assert worker.service.log_path is not None
+    aborts = [json.loads(line) for line in worker.service.log_path.read_text().splitlines()
+              if '"engine_request_aborted"' in line and request.request_id in line]
+    assert [(line["request_id"], line["reason"]) for line in aborts] == [(request.request_id, "cancelled")]
 
 
 async def test_publishing_a_new_version_reroutes_the_next_request(stubs, mesh, redis_server) -> None:
