@@ -5,6 +5,7 @@ The SDK's public names are re-exported here::
     from clients import QuantmeshClient, Requirements
 """
 
+from clients.batches import Batch, BatchRequest, BatchResult
 from clients.credentials import TlsOptions
 from clients.fallback import StaticFallback
 from clients.messages import (
@@ -25,18 +26,19 @@ from core.errors import (
     FailedPreconditionError,
     InternalError,
     InvalidArgumentError,
+    NotFoundError,
     PermissionDeniedError,
     QuantmeshError,
     ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
 )
-from core.vocabulary import ChatRole, Quantization, RoutingMode
+from core.vocabulary import BatchStatus, ChatRole, Quantization, RoutingMode
 
 __all__ = [
-    "AbortedError", "AsyncQuantmeshClient", "CancelledError", "ChatMessage", "ChatRole", "Completion",
+    "AbortedError", "AsyncQuantmeshClient", "Batch", "BatchRequest", "BatchResult", "BatchStatus", "CancelledError", "ChatMessage", "ChatRole", "Completion",
     "DeadlineExceededError", "FailedPreconditionError", "GenerationSummary", "InternalError", "InvalidArgumentError",
-    "Pair", "PermissionDeniedError", "Quantization", "QuantmeshClient", "QuantmeshError", "Requirements",
+    "NotFoundError", "Pair", "PermissionDeniedError", "Quantization", "QuantmeshClient", "QuantmeshError", "Requirements",
     "ResourceExhaustedError", "RouteDecision", "RoutingMode", "Sampling", "StaticFallback", "TlsOptions", "TokenChunk",
     "UnauthenticatedError", "UnavailableError",
 ]

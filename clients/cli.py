@@ -6,6 +6,9 @@
     quantmesh chat                                 interactive chat; /route shows the last decision, Ctrl-C cancels
     quantmesh route "prompt"                       the routing decision and every candidate's rejection reasons
     quantmesh profiles get|validate FILE|publish FILE
+    quantmesh batch submit FILE.jsonl --out RESULTS.jsonl [--no-wait]
+                                                   an OpenAI-format batch file: queue it, show progress, write results
+    quantmesh batch status|results|cancel BATCH_ID [--out RESULTS.jsonl]
 
 Global options (before or after the command): --router host:port (env QUANTMESH_ROUTER_ADDRESS), --budget-ms,
 --accuracy, --mode, --max-output-tokens, and for a secured router --token (env QUANTMESH_TOKEN), --tls-ca,
@@ -131,6 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("file", type=Path)
     publish.add_argument("--expected-version", type=int, default=0,
                          help="publish only if the current version is this (0: regardless)")
+
+    batch = commands.add_parser("batch", parents=[sub_options], help="submit, follow, read or cancel a batch")
+    batch_actions = batch.add_subparsers(dest="action", required=True)
+    submit = batch_actions.add_parser("submit", parents=[sub_options],
+                                      help="queue an OpenAI-format batch JSONL file (all of it, or nothing)")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--out", type=Path, help="write the results here as JSONL once the batch is finished")
+    submit.add_argument("--no-wait", action="store_true", help="print the batch id and exit")
+    for name, text in (("status", "the batch's status and counts"), ("results", "write the results as JSONL"),
+                       ("cancel", "cancel the requests without a result yet")):
+        action = batch_actions.add_parser(name, parents=[sub_options], help=text)
+        action.add_argument("batch_id")
+        if name == "results":
+            action.add_argument("--out", type=Path, help="output file (default: standard output)")
     return parser
 
 
@@ -183,6 +200,59 @@ def profiles(args: argparse.Namespace) -> int:
         version = client.profiles.publish(text, expected_version=args.expected_version)
         console.print(f"{args.file}: published as version {version}")
         return 0
+
+
+def batch(args: argparse.Namespace) -> int:
+    """`batch submit` reads and checks the whole file first (every bad line is reported by number, nothing is
+    submitted), queues it, follows it with a progress bar, and writes the results; budget: --budget-ms."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from clients.batch_file import BatchFileError, read_batch_file
+
+    with connect(args) as client:
+        if args.action == "submit":
+            try:
+                requests = read_batch_file(args.file)
+            except BatchFileError as exc:
+                err_console.print(Text(str(exc)))
+                return 2
+            created = client.batches.create(requests, latency_budget_ms=args.budget_ms or 0)
+            console.print(f"batch {created.batch_id}: {created.total} requests queued")
+            if args.no_wait:
+                return 0
+            with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err_console) as progress:
+                task = progress.add_task(created.batch_id[:8], total=created.total)
+                for status in client.batches.watch(created.batch_id):
+                    progress.update(task, completed=status.done)
+            batch_id = created.batch_id
+        elif args.action == "cancel":
+            status = client.batches.cancel(args.batch_id)
+            console.print(f"batch {status.batch_id}: {status.status.value}, {status.cancelled} cancelled")
+            return 0
+        else:
+            batch_id = args.batch_id
+        status = client.batches.get(batch_id)
+        console.print(f"batch {status.batch_id}: {status.status.value}, {status.succeeded} succeeded, "
+                      f"{status.failed} failed, {status.cancelled} cancelled of {status.total}")
+        if args.action == "status" or (args.action == "submit" and args.out is None):
+            return 0 if status.failed == 0 else 1
+        _write_results(client, batch_id, args.out)
+        return 0 if status.failed == 0 else 1
+
+
+def _write_results(client: QuantmeshClient, batch_id: str, out: Path | None) -> None:
+    from clients.batch_file import result_line
+
+    lines = (json.dumps(result_line(batch_id, result)) + "\n" for result in client.batches.results(batch_id))
+    if out is None:
+        sys.stdout.writelines(lines)
+        return
+    partial = out.with_name(out.name + ".partial")  # a reader never sees half a results file
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    partial.replace(out)
+    console.print(f"results: {out}")
 
 
 def chat(args: argparse.Namespace) -> int:
@@ -382,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return models_main(argv[1:] if argv[0] == "models" else argv)
     args = build_parser().parse_args(argv)
-    handlers = {"serve": serve, "up": up, "chat": chat, "route": route, "profiles": profiles}
+    handlers = {"serve": serve, "up": up, "chat": chat, "route": route, "profiles": profiles, "batch": batch}
     try:
         return handlers[args.command](args)
     except QuantmeshError as exc:

@@ -26,6 +26,8 @@ Deadlines: the gRPC deadline of `generate` is the request's latency budget (`lat
 `DEFAULT_RPC_TIMEOUT_S` and the budget plus 1 s), not the budget, so that a decision is returned even for a budget no
 pair can meet.
 
+Batches (`client.batches`: create, get, watch, results, cancel): see `clients.batches`.
+
 Retries and deadlines: see `clients.channel`. When the router is down: `fallback=StaticFallback(...)`
 (`clients.fallback`).
 """
@@ -39,6 +41,7 @@ from typing import Any, Self
 import grpc
 
 from clients.admin import AsyncProfilesAdmin, ProfilesAdmin
+from clients.batches import AsyncBatches, Batches
 from clients.channel import DEFAULT_RPC_TIMEOUT_S, channel_options, generate_timeout_s, route_timeout_s
 from clients.credentials import TlsOptions, aio_channel, sync_channel
 from clients.fallback import FallbackCall, OutageLog, StaticFallback
@@ -104,6 +107,7 @@ class AsyncQuantmeshClient:
         self._outage = OutageLog()
         self._fallback_channel: grpc.aio.Channel | None = None
         self.profiles = AsyncProfilesAdmin(self._channel, rpc_timeout_s)
+        self.batches = AsyncBatches(self._channel, rpc_timeout_s)
 
     def _fallback_worker(self) -> worker_pb2_grpc.InferenceWorkerServiceStub:
         """The fallback worker's stub; its channel opens on the first fallback."""
@@ -213,6 +217,7 @@ class QuantmeshClient:
         self._outage = OutageLog()
         self._fallback_channel: grpc.Channel | None = None
         self.profiles = ProfilesAdmin(self._channel, rpc_timeout_s)
+        self.batches = Batches(self._channel, rpc_timeout_s)
 
     def _fallback_worker(self) -> worker_pb2_grpc.InferenceWorkerServiceStub:
         assert self.fallback is not None

@@ -15,7 +15,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from pydantic import AfterValidator
 
 from quantmesh.common.v1 import common_pb2
-from quantmesh.router.v1 import router_pb2
+from quantmesh.router.v1 import batch_pb2, router_pb2
 
 UNSPECIFIED = "unspecified"
 
@@ -126,6 +126,15 @@ class ProfileSource(ProtoEnum):
     STATIC_FILE = "static_file"
 
 
+class BatchStatus(ProtoEnum):
+    """Where a batch is (`quantmesh.router.v1.BatchStatus`)."""
+
+    UNSPECIFIED = UNSPECIFIED
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
 def _refuse_unspecified(value: ProtoEnum) -> ProtoEnum:
     if value.value == UNSPECIFIED:
         raise ValueError(f"must be one of {', '.join(member.value for member in type(value).known())}")
@@ -148,6 +157,7 @@ _PROTO_ENUMS: dict[type[ProtoEnum], tuple[EnumTypeWrapper, str]] = {
     RejectionReason: (router_pb2.RejectionReason, "REJECTION_REASON_"),
     RouteOutcome: (router_pb2.RouteOutcome, "ROUTE_OUTCOME_"),
     ProfileSource: (router_pb2.ProfileSource, "PROFILE_SOURCE_"),
+    BatchStatus: (batch_pb2.BatchStatus, "BATCH_STATUS_"),
 }
 _TO_PROTO: dict[ProtoEnum, int] = {
     member: int(wrapper.Value(prefix + member.name))

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings
 from core.vocabulary import ProtoEnum
 from services.classifier.settings import ClassifierSettings
 from services.gateway.settings import GatewaySettings
+from services.router.batch.settings import BatchConsumerSettings
 from services.router.settings import RouterSettings
 from services.worker.settings import WorkerSettings
 from tools.paths import REPO_ROOT
@@ -35,6 +36,7 @@ SERVICES: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Router", RouterSettings),
     ("InferenceWorker", WorkerSettings),
     ("Gateway", GatewaySettings),
+    ("Batch consumer", BatchConsumerSettings),
 )
 SUFFIX_UNITS = {"_ms": "ms", "_s": "s", "_bytes": "bytes", "_usd": "USD", "_fraction": "fraction",
                 "_share": "fraction"}

@@ -35,7 +35,7 @@ class ServerSettings(BaseSettings):
     log_json: bool = Field(True, description="JSON log lines (for collectors); false for a console renderer.")
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (on `host`); None or 0: none. "
-        "deploy/ uses 9101 (router), 9102 (classifier), 9103 (worker)."
+        "deploy/ uses 9101 (router), 9102 (classifier), 9103 (worker), 9104 (batch consumer)."
     )
     # Transport security (services.common.tls): all unset means plaintext, the local demo's default.
     tls_cert_file: Path | None = Field(

@@ -10,7 +10,7 @@ import structlog
 
 from core.classifier_model.model import ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2_grpc
-from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from quantmesh.router.v1 import batch_pb2, batch_pb2_grpc, router_pb2, router_pb2_grpc
 from services.common import tls, tracing
 from services.common.auth import AuthCheck, CallerRegistry, Permission
 from services.common.logging import configure_logging
@@ -18,6 +18,8 @@ from services.common.method_wrapping import CallCheck, WrappingRegistrar
 from services.common.server import GrpcServer, build_server, run_until_signal
 from services.common.telemetry import process_telemetry
 from services.router.admin import RouterAdminServicer
+from services.router.batch.servicer import BatchServicer
+from services.router.batch.store import BatchStore
 from services.router.classifiers import EmbeddedClassifier, QueryClassifier, RemoteClassifier
 from services.router.profile_store import (
     ActiveProfiles,
@@ -36,11 +38,13 @@ log = structlog.get_logger(__name__)
 SERVICE_NAMES = (
     router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
     router_pb2.DESCRIPTOR.services_by_name["RouterAdminService"].full_name,
+    batch_pb2.DESCRIPTOR.services_by_name["BatchService"].full_name,
 )
 
 
 def auth_checks(settings: RouterSettings) -> list[CallCheck]:
-    """The caller check on RouterService ('route') and RouterAdminService ('admin'); none without a callers file.
+    """The caller check on RouterService and BatchService ('route') and RouterAdminService ('admin'); none without
+    a callers file.
 
     Raises:
         ValueError / OSError: the callers file is invalid or unreadable.
@@ -48,7 +52,7 @@ def auth_checks(settings: RouterSettings) -> list[CallCheck]:
     if settings.auth_callers_file is None:
         return []
     registry = CallerRegistry.from_file(settings.auth_callers_file)
-    return [AuthCheck(registry, dict(zip(SERVICE_NAMES, (Permission.ROUTE, Permission.ADMIN), strict=True)))]
+    return [AuthCheck(registry, dict(zip(SERVICE_NAMES, (Permission.ROUTE, Permission.ADMIN, Permission.ROUTE), strict=True)))]
 
 
 async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Callable[[], Awaitable[None]]]:
@@ -79,11 +83,12 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
     if settings.static_profiles_path is not None:
         profiles.load_static_file(settings.static_profiles_path)
 
-    store = follower = redis_client = None
+    store = follower = redis_client = batch_store = None
     if settings.redis_url:
         redis_client = connect(settings.redis_url)
         store = ProfileStore(redis_client, settings.profiles_prefix)
         follower = ProfileFollower(store, profiles)
+        batch_store = BatchStore(redis_client, settings.batch_prefix)
 
     classifier, classifier_channel = _query_classifier(settings, open_upstream)
 
@@ -92,10 +97,12 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
                             admission_control=settings.admission_control, max_prompt_bytes=settings.max_prompt_bytes,
                             metrics=metrics, record_prompt_text=settings.record_prompt_text)
     admin = RouterAdminServicer(profiles, store)
+    batches = BatchServicer(batch_store, settings.batch_limits(), settings.max_prompt_bytes)
 
     def register(server: WrappingRegistrar) -> None:
         router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
         router_pb2_grpc.add_RouterAdminServiceServicer_to_server(admin, server)
+        batch_pb2_grpc.add_BatchServiceServicer_to_server(batches, server)
 
     grpc_server = await build_server(settings, SERVICE_NAMES, register, checks=auth_checks(settings))
     await grpc_server.start()

@@ -9,6 +9,8 @@ from pydantic_settings import SettingsConfigDict
 
 from core.vocabulary import RoutingMode
 from services.common.settings import ServerSettings
+from services.router.batch.settings import DEFAULT_LATENCY_BUDGET_MS, BatchLimits
+from services.router.batch.store import DEFAULT_PREFIX as BATCH_PREFIX
 from services.router.circuit_breaker import CircuitBreakerConfig
 from services.router.deadlines import RetryPolicy
 from services.router.policy import CHEAPEST_WEIGHTS, DEFAULT_WEIGHTS, PolicyConfig, UtilityWeights
@@ -80,9 +82,23 @@ class RouterSettings(ServerSettings):
         False, description="Put the prompt text in the route_decision log line and the trace span; off: prompts "
         "are never logged or traced (they may hold personal data)."
     )
+    batch_prefix: str = Field(BATCH_PREFIX, description="Redis key prefix of the batch store (the consumers').")
+    batch_max_items: int = Field(10_000, ge=1, description="Most requests in one CreateBatch.")
+    batch_default_latency_budget_ms: int = Field(
+        DEFAULT_LATENCY_BUDGET_MS, ge=1, description="Per-request budget of a batch that sets none, ms (the seed's "
+        "async SLA, \"< 2 s\").",
+    )
+    batch_max_latency_budget_ms: int = Field(
+        60_000, ge=1, description="Largest per-request batch budget, ms; keep it below the consumers' "
+        "visibility_timeout_ms (120 s by default), so a request still generating is not reclaimed.",
+    )
+    batch_results_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="How long a finished batch is kept, s.")
+    batch_max_age_s: int = Field(
+        24 * 3600, ge=1, description="How long an unfinished batch is kept (its completion window, OpenAI's 24 h), s."
+    )
     auth_callers_file: Path | None = Field(
-        None, description="Callers file (services.common.auth): who may call RouterService ('route') and "
-        "RouterAdminService ('admin'); unset: no caller authentication (the local demo)."
+        None, description="Callers file (services.common.auth): who may call RouterService and BatchService "
+        "('route') and RouterAdminService ('admin'); unset: no caller authentication (the local demo)."
     )
 
     @model_validator(mode="after")
@@ -105,6 +121,12 @@ class RouterSettings(ServerSettings):
             fp8_max_numeric_token_share=self.fp8_max_numeric_token_share,
             kv_cache_saturation_fraction=self.kv_cache_saturation_fraction,
         )
+
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(max_items=self.batch_max_items,
+                           default_latency_budget_ms=self.batch_default_latency_budget_ms,
+                           max_latency_budget_ms=self.batch_max_latency_budget_ms,
+                           results_ttl_s=self.batch_results_ttl_s, max_age_s=self.batch_max_age_s)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.retry_max_attempts, base_backoff_ms=self.retry_base_backoff_ms,

@@ -171,3 +171,23 @@ def test_ctrl_c_in_a_chat_stream_cancels_it_and_the_engine_request_is_aborted(me
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(chat.fd)
+
+
+def test_a_batch_file_is_served_by_the_mesh_s_batch_consumer(mesh: MeshEndpoints, tmp_path: Path) -> None:
+    # `quantmesh up` starts one batch consumer; the requests are routed cost-first to the real vLLM workers.
+    assert len(mesh.batch_consumers) == 1
+    lines = [{"custom_id": f"c{i}", "method": "POST", "url": "/v1/completions",
+              "body": {"prompt": "The capital of France is", "max_tokens": 3, "temperature": 0}} for i in range(3)]
+    batch_file = tmp_path / "batch.jsonl"
+    batch_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out.jsonl"
+    done = _run("--router", mesh.router_address, "--budget-ms", "20000", "batch", "submit", str(batch_file),
+                "--out", str(out), timeout_s=120)
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    pairs = {f"{w.model_id}/{w.quantization}" for w in mesh.workers}
+    assert [line["custom_id"] for line in written] == ["c0", "c1", "c2"]
+    for line in written:
+        body = line["response"]["body"]
+        # The tiny models' golden answer, greedy, from a real engine.
+        assert body["choices"][0]["message"]["content"].startswith(" Paris") and body["model"] in pairs

@@ -28,13 +28,21 @@ HEALTH_SERVICES = {
     "router": router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
     "classifier": classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name,
     "worker": worker_pb2.DESCRIPTOR.services_by_name["InferenceWorkerService"].full_name,
+    "batch-consumer": "",  # health only: the whole server, SERVING once its consumer group exists
 }
+# The package of each component (services/<package>); the others are named as their package.
+PACKAGES = {"batch-consumer": "router.batch"}
+
+
+def package(component: str) -> str:
+    return PACKAGES.get(component, component)
 # Stand-ins for values that come from Secrets, so the rest of the environment can be validated.
-SECRET_STAND_INS = {"QUANTMESH_ROUTER_REDIS_URL": "redis://:secret@quantmesh-redis:6379/0"}
+SECRET_STAND_INS = {"QUANTMESH_ROUTER_REDIS_URL": "redis://:secret@quantmesh-redis:6379/0",
+                    "QUANTMESH_BATCH_REDIS_URL": "redis://:secret@quantmesh-redis:6379/0"}
 
 
 def settings_class(component: str) -> type[ServerSettings]:
-    module = importlib.import_module(f"services.{component}.settings")
+    module = importlib.import_module(f"services.{package(component)}.settings")
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
                if issubclass(c, ServerSettings) and c is not ServerSettings and c.__module__ == module.__name__]
     assert len(classes) == 1, f"services/{component}/settings.py: expected one ServerSettings subclass: {classes}"
@@ -153,7 +161,7 @@ def test_commands_run_modules_that_exist(containers):
         command = container.command
         assert command[:2] == ["python3", "-m"], container.where
         module = command[2]
-        assert module == f"services.{container.component}", container.where
+        assert module == f"services.{package(container.component)}", container.where
         assert importlib.util.find_spec(f"{module}.__main__") is not None, f"{container.where}: no {module}.__main__"
 
 

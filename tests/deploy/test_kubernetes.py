@@ -10,11 +10,14 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from services.router.batch.store import GROUP, queue_key
 from tests.fixtures.deploy import OVERLAYS
 
 KUBERNETES_VERSION = "1.32"  # oldest minor the manifests target (CronJob timeZone, grpc probes: GA before it)
 KEDA_SCHEMA = json.loads((Path(__file__).parent / "schemas" / "keda-scaledobject-v1alpha1.schema.json").read_text())
-CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject")}
+KEDA_AUTH_SCHEMA = json.loads((Path(__file__).parent / "schemas" /
+                               "keda-triggerauthentication-v1alpha1.schema.json").read_text())
+CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
 
 
 def _workloads(rendered) -> list[tuple[str, dict]]:
@@ -74,6 +77,21 @@ def test_every_gpu_worker_pool_has_one_scaled_object_that_passes_keda_schema(ren
         assert scaled["spec"]["minReplicaCount"] >= 1, "a GPU pool scaled to zero answers nothing for minutes"
 
 
+def test_worker_pools_also_scale_on_the_batch_stream_with_the_store_s_names(rendered_overlays):
+    rendered = rendered_overlays["gpu"]
+    auths = {auth["metadata"]["name"]: auth for auth in rendered.of_kind("TriggerAuthentication")}
+    for auth in auths.values():
+        jsonschema.validate(auth, KEDA_AUTH_SCHEMA)
+    for scaled in rendered.of_kind("ScaledObject"):
+        (trigger,) = [t for t in scaled["spec"]["triggers"] if t["type"] == "redis-streams"]
+        # The names the consumers use (services.router.batch.store), and 10 requests per pod (the seed's target).
+        assert trigger["metadata"]["stream"] == queue_key()
+        assert trigger["metadata"]["consumerGroup"] == GROUP
+        assert trigger["metadata"]["streamLength"] == "10"
+        secret = auths[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"][0]
+        assert (secret["parameter"], secret["name"], secret["key"]) == ("password", "quantmesh-redis", "password")
+
+
 @pytest.mark.parametrize(
     "breakage",
     [
@@ -84,9 +102,11 @@ def test_every_gpu_worker_pool_has_one_scaled_object_that_passes_keda_schema(ren
         lambda s: s["spec"]["triggers"][0]["metadata"].pop("query"),
         lambda s: s["spec"]["triggers"][0]["metadata"].update(threshold=4),
         lambda s: s["spec"].update(maxReplicas=3),
+        lambda s: s["spec"]["triggers"][1]["metadata"].pop("consumerGroup"),
+        lambda s: s["spec"]["triggers"][1]["metadata"].update(pendingEntriesCount="10"),
     ],
     ids=["no-triggers", "no-scaleTargetRef", "no-metadata", "no-type", "prometheus-no-query",
-         "non-string-metadata", "unknown-field"],
+         "non-string-metadata", "unknown-field", "streams-no-group", "streams-two-targets"],
 )
 def test_keda_schema_rejects_broken_scaled_objects(rendered_overlays, breakage):
     scaled = copy.deepcopy(rendered_overlays["gpu"].of_kind("ScaledObject")[0])

@@ -1,7 +1,8 @@
 """Bad input: property-based fuzzing (hypothesis) of every RPC's request fields and of profile documents.
 
 Against real processes (router, classifier, one synthetic worker, redis-server): every answer must be OK or a defined
-status (INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED), never
+status (INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED,
+NOT_FOUND), never
 INTERNAL or UNKNOWN, never a hang, and every process must still be alive at the end. Examples are bounded
 (`EXAMPLES` per RPC; 10x with QUANTMESH_RELIABILITY_LONG=1) so that the suite stays fast.
 Writes fuzz.json into the session's results directory (`tests.fixtures.results`): sent = examples,
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from quantmesh.common.v1 import common_pb2
-from quantmesh.router.v1 import router_pb2, router_pb2_grpc
+from quantmesh.router.v1 import batch_pb2, batch_pb2_grpc, router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2, worker_pb2_grpc
 from tests.fixtures.reliability import LocalMesh, environment_flag
 from tests.reliability.accounting import ScenarioResult
@@ -33,7 +34,7 @@ CALL_TIMEOUT_S = 3.0
 DEFINED = frozenset({
     grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND,
 })
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -101,6 +102,16 @@ def worker_requests(draw: st.DrawFn) -> worker_pb2.GenerateRequest:
     if draw(st.booleans()):
         message.sampling.CopyFrom(draw(sampling_params()))
     return message
+
+
+@st.composite
+def batch_items(draw: st.DrawFn) -> batch_pb2.BatchItem:
+    item = with_input(batch_pb2.BatchItem(custom_id=draw(st.one_of(texts, st.sampled_from(["a", "b"]))),
+                                          max_output_tokens=draw(uint32),
+                                          required_accuracy=draw(st.one_of(st.floats(0, 1), doubles))), draw)
+    if draw(st.booleans()):
+        item.sampling.CopyFrom(draw(sampling_params()))
+    return item
 
 
 json_values = st.recursive(
@@ -246,6 +257,32 @@ def test_classifier(channels, fuzz_result, request_id, text, stream_items) -> No
     requests = [classifier_pb2.ClassifyStreamRequest(request_id=rid, text=item) for rid, item in stream_items]
     call(fuzz_result, "classifier.ClassifyStream", lambda: stub.ClassifyStream(iter(requests),
                                                                                 timeout=CALL_TIMEOUT_S))
+
+
+@FUZZ_SETTINGS
+@given(items=st.lists(batch_items(), max_size=4), latency_budget_ms=uint32,
+       batch_id=st.one_of(texts, st.text("0123456789abcdef", min_size=32, max_size=32)),
+       page_size=uint32, page_token=texts)
+def test_router_batches(channels, fuzz_result, items, latency_budget_ms, batch_id, page_size, page_token) -> None:
+    stub = batch_pb2_grpc.BatchServiceStub(channels["router"])
+    created: list[str] = []
+
+    def create() -> batch_pb2.CreateBatchResponse:
+        response = stub.CreateBatch(batch_pb2.CreateBatchRequest(items=items, latency_budget_ms=latency_budget_ms),
+                                    timeout=CALL_TIMEOUT_S)
+        created.append(response.batch.batch_id)
+        return response
+
+    call(fuzz_result, "router.CreateBatch", create)
+    # A queued batch (no consumer runs here) is read, cancelled, then watched to its end; else the drawn id.
+    target = created[0] if created else batch_id
+    call(fuzz_result, "router.GetBatch", lambda: stub.GetBatch(
+        batch_pb2.GetBatchRequest(batch_id=target, page_size=page_size, page_token=page_token),
+        timeout=CALL_TIMEOUT_S))
+    call(fuzz_result, "router.CancelBatch", lambda: stub.CancelBatch(
+        batch_pb2.CancelBatchRequest(batch_id=target), timeout=CALL_TIMEOUT_S))
+    call(fuzz_result, "router.WatchBatch", lambda: stub.WatchBatch(batch_pb2.WatchBatchRequest(batch_id=target),
+                                                                   timeout=CALL_TIMEOUT_S))
 
 
 def test_every_process_survived(mesh: LocalMesh, fuzz_result) -> None:

@@ -1,4 +1,4 @@
-"""Start one InferenceWorker, Classifier or gateway as a child process on a free loopback port and wait until it
+"""Start one InferenceWorker, Classifier, gateway or batch consumer as a child process on a free loopback port and wait until it
 serves.
 
 Used by `quantmesh up`, the benchmarks and the tests: every service runs as its own process, as in production.
@@ -16,6 +16,7 @@ from tools.mesh.processes import ServiceProcess, free_port, http_ok
 WORKER_START_TIMEOUT_S = 240.0
 CLASSIFIER_START_TIMEOUT_S = 30.0
 GATEWAY_START_TIMEOUT_S = 60.0
+BATCH_CONSUMER_START_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -153,3 +154,25 @@ def start_gateway(router_address: str, log_path: Path | None, *, env: Mapping[st
         service.kill()
         raise
     return GatewayProcess(url, service)
+
+
+def start_batch_consumer(name: str, redis_url: str, router_address: str, log_path: Path | None, *,
+                         env: Mapping[str, str] | None = None,
+                         timeout_s: float = BATCH_CONSUMER_START_TIMEOUT_S) -> ServiceProcess:
+    """Starts `python -m services.router.batch` (consumer `name` of the batch stream in `redis_url`, serving through
+    `router_address`) with its health port free, and waits until SERVING (its consumer group exists).
+
+    Raises:
+        RuntimeError: it exited or was not SERVING in time (the log tail is included; the process is stopped first).
+    """
+    port = free_port()
+    service = ServiceProcess(name, "services.router.batch", f"127.0.0.1:{port}", {
+        "QUANTMESH_BATCH_HOST": "127.0.0.1", "QUANTMESH_BATCH_PORT": str(port), "QUANTMESH_BATCH_REDIS_URL": redis_url,
+        "QUANTMESH_BATCH_ROUTER_ADDRESS": router_address, "QUANTMESH_BATCH_CONSUMER_NAME": name, **(env or {})},
+        log_path).start()
+    try:
+        service.wait_until_serving(timeout_s)
+    except RuntimeError:
+        service.kill()
+        raise
+    return service

@@ -8,7 +8,7 @@ the profiler then measures every pair unless the document's provenance is curren
 the profile document (each worker's profile with its actual endpoint) is published through
 `RouterAdminService.PublishProfiles`, and `up` waits until a Route dry run sees every pair healthy. Last, the
 gateway (OpenAI-compatible HTTP and the chat page) starts in front of the router and is waited on through its
-`/readyz`. Every started service runs in its own process group (`ServiceProcess`); `stop()` sends SIGTERM to all,
+`/readyz`, and the batch consumers (`batch_consumers`) start on Redis and the router. Every started service runs in its own process group (`ServiceProcess`); `stop()` sends SIGTERM to all,
 waits up to `stop_timeout_s` each, then SIGKILLs the group, so no engine process outlives the mesh.
 """
 
@@ -31,7 +31,7 @@ from clients.sdk import QuantmeshClient
 from core.errors import QuantmeshError
 from core.profiles import ProfileDocument, parse_profile_document
 from core.vocabulary import RejectionReason
-from tools.mesh.launch import start_gateway
+from tools.mesh.launch import start_batch_consumer, start_gateway
 from tools.mesh.mesh_config import MeshConfig, WorkerConfig, derived_profile_fields
 from tools.mesh.processes import ServiceProcess, free_port, health_status, http_ok
 from tools.mesh.profiling import measure_profiles
@@ -65,10 +65,12 @@ class MeshEndpoints:
     log_dir: Path
     profiles_version: int
     gateway_url: str | None = None
+    batch_consumers: tuple[str, ...] = ()  # health addresses of the batch consumers started
 
 
 class RedisProcess:
-    """A throw-away `redis-server` on a free loopback port (no persistence), in its own process group."""
+    """A `redis-server` on a free loopback port, in its own process group, with AOF in the run's log directory (as
+    the shipped configs: a batch survives a restart)."""
 
     def __init__(self, binary: str, data_dir: Path, log_path: Path) -> None:
         self.port = free_port()
@@ -85,7 +87,7 @@ class RedisProcess:
         """Starts it and waits for PING. Raises RuntimeError when it does not answer within `timeout_s`."""
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
                  "--dir", str(self._data_dir)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -306,8 +308,16 @@ class Mesh:
             self._log(f"router SERVING at {router_address}")
             self._wait_pairs_healthy(client, version, timeout_s=60.0)
         gateway_url = self._start_gateway(router_address)
+        consumers = []
+        for index in range(1, config.batch_consumers + 1):
+            consumer = start_batch_consumer(f"batch-consumer-{index}", redis_url, router_address,
+                                            self.log_dir / f"batch-consumer-{index}.log")
+            self._services.append(consumer)
+            consumers.append(consumer.address)
+        if consumers:
+            self._log(f"{len(consumers)} batch consumer(s) SERVING: `quantmesh batch submit FILE.jsonl`")
         self.endpoints = MeshEndpoints(redis_url, classifier_address, router_address, tuple(workers), self.log_dir,
-                                       version, gateway_url)
+                                       version, gateway_url, tuple(consumers))
         return self.endpoints
 
     def _start_gateway(self, router_address: str) -> str | None:

@@ -211,6 +211,9 @@ class MeshConfig(_Strict):
     gateway: ServiceConfig | None = Field(
         default_factory=ServiceConfig, description="The OpenAI-compatible HTTP gateway and chat page, started in "
         "front of the router (`address`: one already running, only checked); null: none.")
+    batch_consumers: int = Field(
+        1, ge=0, le=16, description="Batch consumers (`python -m services.router.batch`) started after the router, "
+        "so that BatchService batches are served; 0: none.")
     workers: list[WorkerConfig] = Field(min_length=1)
     profiles: ProfilesConfig = ProfilesConfig()
     sample: SampleConfig = SampleConfig()
