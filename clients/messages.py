@@ -184,6 +184,8 @@ class RouteDecision:
         classifier_degraded: True when the router fell back to rule-based classification.
         profiles_version: Version of the profile document used.
         effective_budget_ms: Budget applied, in ms (the smaller of latency_budget_ms and the call's deadline).
+        chosen_endpoint: The worker (host:port) of the chosen pair the request went to, or would go to (Route): its
+            least-loaded healthy replica; "" when rejected.
     """
 
     request_id: str
@@ -195,6 +197,7 @@ class RouteDecision:
     classifier_degraded: bool
     profiles_version: int
     effective_budget_ms: float
+    chosen_endpoint: str = ""
 
     @classmethod
     def from_proto(cls, message: router_pb2.RouteDecision) -> RouteDecision:
@@ -210,6 +213,7 @@ class RouteDecision:
             classifier_degraded=message.classifier_degraded,
             profiles_version=message.profiles_version,
             effective_budget_ms=message.effective_budget_ms,
+            chosen_endpoint=message.chosen_endpoint,
         )
 
     def candidate(self, pair: Pair) -> Candidate | None:
@@ -263,6 +267,7 @@ class GenerationSummary:
         estimated_cost_usd: Cost estimated at routing time, in USD.
         actual_cost_usd: Cost from the actual token counts, in USD.
         attempts: Worker calls made (1 without retries).
+        served_by_endpoint: The worker (host:port) that produced the tokens: one replica of `served_by`.
     """
 
     usage: Usage
@@ -273,6 +278,7 @@ class GenerationSummary:
     estimated_cost_usd: float
     actual_cost_usd: float
     attempts: int
+    served_by_endpoint: str = ""
 
     @classmethod
     def from_proto(cls, message: router_pb2.GenerationSummary) -> GenerationSummary:
@@ -285,6 +291,7 @@ class GenerationSummary:
             estimated_cost_usd=message.estimated_cost_usd,
             actual_cost_usd=message.actual_cost_usd,
             attempts=message.attempts,
+            served_by_endpoint=message.served_by_endpoint,
         )
 
 

@@ -97,12 +97,25 @@ class GradedSlice(_Strict):
         return self
 
 
+# host:port, a comma-separated list of them, or dns:///host:port (services.router.replicas resolves them).
+_ADDRESS = r"[^\s:,/]+:\d{1,5}"
+ENDPOINT_PATTERN = rf"^(dns:///{_ADDRESS}|{_ADDRESS}(,{_ADDRESS})*)$"
+
+
+def endpoint_addresses(endpoint: str) -> tuple[str, ...]:
+    """The addresses a listed endpoint names (one for host:port); () for a dns:/// endpoint (resolved later)."""
+    return () if endpoint.startswith("dns:///") else tuple(endpoint.split(","))
+
+
 class PairProfile(_Strict):
     """The measured profile of one model-quantization pair, served at `endpoint`."""
 
     model_id: str = Field(min_length=1, max_length=256)
     quantization: KnownQuantization
-    endpoint: str = Field(pattern=r"^[^\s:]+:\d{1,5}$", description="host:port of the InferenceWorker.")
+    endpoint: str = Field(
+        pattern=ENDPOINT_PATTERN, description="Where the pair's InferenceWorkers listen: host:port (one worker), "
+        "host:port,host:port,... (replicas), or dns:///host:port (every address the name resolves to, re-resolved "
+        "as pods come and go: a Kubernetes headless Service).")
     instance_price_per_hour_usd: float = Field(gt=0, description="Price of the instance serving the pair, USD/h.")
     throughput_tokens_per_s: float = Field(gt=0, description="Measured output tokens/s at saturation.")
     cost_per_1m_tokens_usd: float = Field(
@@ -233,13 +246,14 @@ class ProfileDocument(_Strict):
                 raise ValueError(
                     f"pairs.{index}: duplicate pair {pair.name} (also pairs.{seen_keys[pair.key]})"
                 )
-            if pair.endpoint in seen_endpoints:
-                raise ValueError(
-                    f"pairs.{index}.endpoint: {pair.endpoint} is already pairs.{seen_endpoints[pair.endpoint]}'s "
-                    "(one worker serves one pair)"
-                )
+            for address in endpoint_addresses(pair.endpoint) or (pair.endpoint,):
+                if address in seen_endpoints:
+                    raise ValueError(
+                        f"pairs.{index}.endpoint: {address} is already pairs.{seen_endpoints[address]}'s "
+                        "(one worker serves one pair)"
+                    )
+                seen_endpoints[address] = index
             seen_keys[pair.key] = index
-            seen_endpoints[pair.endpoint] = index
         return self
 
     def with_version(self, version: int, published_at: dt.datetime) -> ProfileDocument:

@@ -76,7 +76,8 @@ async def create_server(settings: RouterSettings) -> tuple[GrpcServer, int, Call
         return tls.open_channel(address, settings, upstream_options, interceptors=traced)
 
     workers = WorkerPool(settings.breaker_config(), settings.load_watch_interval_ms,
-                         settings.load_stale_after_ms / 1000.0, open_channel=open_upstream)
+                         settings.load_stale_after_ms / 1000.0, open_channel=open_upstream,
+                         resolve_interval_s=settings.replica_resolve_interval_s)
     metrics = RouterMetrics()
     profiles.on_change(lambda loaded: workers.reconcile(loaded.document))
     profiles.on_change(metrics.profiles_loaded)

@@ -6,11 +6,12 @@ Generate, step by step (docs/architecture.md "The routing decision", "Deadlines,
 2. Classify (the ClassifierService over gRPC, or its model in process: `classifiers`) with a short deadline; on any
    classifier error, the degraded rules answer and the decision is flagged `classifier_degraded`.
 3. Decide (`policy.decide`). REJECTED: UNAVAILABLE (no healthy pair) or INVALID_ARGUMENT (context too long).
-4. Call the chosen worker with deadline = what is left of the budget minus `worker_deadline_margin_ms`; once its
+4. Call the chosen pair's least-loaded healthy replica with deadline = what is left of the budget minus `worker_deadline_margin_ms`; once its
    request is on its way, log the decision and send it to the caller; then relay chunks as they come. The request
    id (`x-request-id`) and the caller's W3C trace context (`traceparent`) travel on the worker call's metadata.
-5. Before the first token is relayed, UNAVAILABLE or RESOURCE_EXHAUSTED from the worker moves to the next pair of
-   the decision's retry order after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a
+5. Before the first token is relayed, UNAVAILABLE or RESOURCE_EXHAUSTED from the worker moves to the next replica
+   of the pair (least loaded first: `workers.PairReplicas.pods`), then to the next pair of the decision's retry
+   order, after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a
    failure ends the call with UNAVAILABLE: no token is sent twice or invented.
 6. Last, the summary: the worker's usage, the estimated cost (routing time) and the actual cost (reported usage),
    sent as soon as the worker's completion message arrives (its trailing status is awaited off the caller's path).
@@ -87,10 +88,13 @@ class _Routed:
     def tier(self) -> str:
         return self.classification.tier.value
 
-    def decision_proto(self) -> router_pb2.RouteDecision:
-        """The decision as callers get it (Route's answer, Generate's first message)."""
-        return convert.decision_to_proto(self.decision, self.request_id, self.classification.to_proto(),
-                                         self.classifier_degraded)
+    def decision_proto(self, endpoint: str) -> router_pb2.RouteDecision:
+        """The decision as callers get it (Route's answer, Generate's first message), naming the worker (replica)
+        of the chosen pair."""
+        message = convert.decision_to_proto(self.decision, self.request_id, self.classification.to_proto(),
+                                            self.classifier_degraded)
+        message.chosen_endpoint = endpoint
+        return message
 
 
 @dataclass
@@ -142,7 +146,11 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
         routed = await self._route(request, context)
         self._record_decision(routed)
-        return router_pb2.RouteResponse(decision=routed.decision_proto())
+        chosen = routed.decision.chosen
+        endpoint = ""
+        if chosen is not None:
+            endpoint = self._workers.replicas(chosen.pair.endpoint).pods(chosen.pair.key)[0].endpoint
+        return router_pb2.RouteResponse(decision=routed.decision_proto(endpoint))
 
     async def ListPairs(self, request: router_pb2.ListPairsRequest,
                         context: grpc.aio.ServicerContext) -> router_pb2.ListPairsResponse:
@@ -168,6 +176,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         # The relay loop stays in this one generator: a nested generator per attempt costs every token a frame.
         for candidate, handle in self._candidates(routed, attempts, record):
             handle.breaker.on_request_start()
+            handle.in_flight += 1
             call = handle.stub.Generate(worker_request, timeout=routed.deadline.worker_timeout_s(self._margin_ms),
                                         metadata=metadata)
             responses = aiter(call)
@@ -181,7 +190,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                     # serialised and sent, since the first token waits on the worker, not on the decision.
                     await asyncio.sleep(0)
                     self._record_decision(routed)
-                    yield router_pb2.GenerateResponse(decision=routed.decision_proto())
+                    yield router_pb2.GenerateResponse(decision=routed.decision_proto(handle.endpoint))
                 async for response in responses:
                     if not response.HasField("chunk"):
                         # The worker's last message: the summary goes out now, not after its trailing OK status.
@@ -204,11 +213,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 await asyncio.sleep(delay_ms / 1000.0)
                 continue
             finally:
+                handle.in_flight -= 1
                 if complete is None:  # caller cancellation or a failure: abort the worker's request
                     call.cancel()
             if complete is None:
                 raise UnavailableError(f"worker {candidate.pair.name} ended its stream without a completion message")
-            summary = _summary(candidate, complete, attempts.count, received_at, first_token_at)
+            summary = _summary(candidate, handle.endpoint, complete, attempts.count, received_at, first_token_at)
             try:
                 yield router_pb2.GenerateResponse(summary=summary)
             finally:  # after the send: off the caller's critical path, and recorded even if the caller left
@@ -218,18 +228,19 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     def _candidates(self, routed: _Routed, attempts: _Attempts,
                     record: GenerateRecord) -> Iterator[tuple[CandidateScore, WorkerHandle]]:
-        """The pairs to try, in the decision's order: the chosen one, then its retry order, skipping a retry whose
-        breaker refuses traffic; counts each attempt and records the failover from the previous pair."""
+        """The workers to try: each replica of the chosen pair (least loaded first), then those of its retry order,
+        skipping a retry whose breaker refuses traffic; counts each attempt and records a failover to another
+        pair."""
         for candidate in (routed.decision.chosen, *routed.decision.retry_order):
             assert candidate is not None  # ROUTED / FALLBACK always choose
-            handle = self._workers.handle(candidate.pair.endpoint)
-            if attempts.count and not handle.breaker.allows_request():
-                continue
-            attempts.count += 1
-            if attempts.tried is not None:
-                record.failed_over(attempts.tried)
-            attempts.tried = candidate
-            yield candidate, handle
+            for handle in self._workers.replicas(candidate.pair.endpoint).pods(candidate.pair.key):
+                if attempts.count and not handle.breaker.allows_request():
+                    continue
+                attempts.count += 1
+                if attempts.tried is not None and attempts.tried is not candidate:
+                    record.failed_over(attempts.tried)
+                attempts.tried = candidate
+                yield candidate, handle
 
     def _completed(self, responses: AsyncIterator[worker_pb2.GenerateResponse], candidate: CandidateScore,
                    summary: router_pb2.GenerationSummary, record: GenerateRecord) -> None:
@@ -397,7 +408,7 @@ def _outgoing_metadata(context: grpc.aio.ServicerContext, request_id: str) -> tu
     return (("x-request-id", request_id), *sorted(carrier.items()))
 
 
-def _summary(candidate: CandidateScore, complete, attempts: int, received_at: float,
+def _summary(candidate: CandidateScore, endpoint: str, complete, attempts: int, received_at: float,
              first_token_at: float | None) -> router_pb2.GenerationSummary:
     finished_at = time.monotonic()
     return router_pb2.GenerationSummary(
@@ -409,4 +420,5 @@ def _summary(candidate: CandidateScore, complete, attempts: int, received_at: fl
         estimated_cost_usd=candidate.estimated_cost_usd,
         actual_cost_usd=cost_usd(candidate.pair, complete.usage.prompt_tokens, complete.usage.completion_tokens),
         attempts=attempts,
+        served_by_endpoint=endpoint,
     )

@@ -45,6 +45,10 @@ class RouterSettings(ServerSettings):
     load_stale_after_ms: float = Field(
         1500.0, gt=0, description="A worker without a load report for this long is unhealthy, ms."
     )
+    replica_resolve_interval_s: float = Field(
+        5.0, gt=0, description="How often a pair's dns:///host:port endpoint (a headless Service: one address per "
+        "worker pod) is resolved again, s.",
+    )
     upstream_reconnect_backoff_max_ms: int = Field(
         1000, ge=100, le=120_000,
         description="Longest wait between reconnect attempts of the worker and classifier channels, ms (gRPC's own "

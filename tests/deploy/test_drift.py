@@ -302,6 +302,14 @@ def test_reprofiling_arguments_parse_with_the_cli(rendered_overlays):
         assert len(args.price_per_hour_usd) == len(args.workers) >= 2, overlay
         assert all(price > 0 for price in args.price_per_hour_usd), overlay
         assert args.publish == "quantmesh-router:50051" and str(args.output).startswith("/tmp/"), overlay
+        # Each measured pool is published under its headless Service: the router reaches every replica.
+        assert len(args.endpoints) == len(args.workers), overlay
+        services = {svc["metadata"]["name"]: svc for svc in rendered_overlays[overlay].of_kind("Service")}
+        for worker, endpoint in zip(args.workers, args.endpoints, strict=True):
+            measured = services[worker.rsplit(":", 1)[0]]
+            headless = services[endpoint.removeprefix("dns:///").rsplit(":", 1)[0]]
+            assert headless["spec"]["clusterIP"] == "None", endpoint
+            assert headless["spec"]["selector"] == measured["spec"]["selector"], (worker, endpoint)
 
 
 def test_compose_profiler_command_parses_with_the_cli(compose_config):

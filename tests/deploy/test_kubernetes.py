@@ -213,6 +213,8 @@ def test_reprofiling_cronjob_measures_every_worker_service(rendered_overlays, ov
     args = rendered.named("CronJob", "quantmesh-reprofile")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
         "containers"][0]["args"]
     workers = sorted(a.removeprefix("--worker=") for a in args if a.startswith("--worker="))
+    # The pool Services (one pod per connection), not the headless ones the router resolves to every pod.
     services = sorted(f"{s['metadata']['name']}:{s['spec']['ports'][0]['port']}" for s in rendered.of_kind("Service")
-                      if s["metadata"]["labels"].get("app.kubernetes.io/component") == "worker")
+                      if s["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
+                      and s["spec"].get("clusterIP") != "None")
     assert workers == services and services

@@ -118,5 +118,5 @@ def test_prometheus_scrapes_every_service_of_the_mesh(observed_mesh: ObservedMes
         if group["name"] == "quantmesh.alerts") and g, timeout_s=20.0)
     alerts = {rule["name"]: rule for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
     assert set(alerts) == {"QuantmeshRouteConcentration", "QuantmeshP99OverBudget", "QuantmeshKVCacheSaturated",
-                           "QuantmeshDailySpendAnomaly"}
+                           "QuantmeshDailySpendAnomaly", "QuantmeshBatchQueueWaitOverSLA"}
     assert all(rule["health"] == "ok" for rule in alerts.values()), alerts

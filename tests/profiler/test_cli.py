@@ -82,6 +82,13 @@ def test_price_count_must_match_workers(tmp_path, eval_file, reference_tokenizer
     assert "one price or one per worker (2), got 3" in capsys.readouterr().err
 
 
+def test_endpoint_count_must_match_workers(tmp_path, eval_file, reference_tokenizer_path, capsys) -> None:
+    argv = args(["127.0.0.1:1", "127.0.0.1:2"], eval_file, tmp_path / "p.json", reference_tokenizer_path,
+                "--endpoint", "dns:///pool-headless:50053")
+    assert main(argv) == EXIT_USAGE
+    assert "--endpoint: give one per worker (2), got 1" in capsys.readouterr().err
+
+
 async def _get_profiles(address: str) -> router_pb2.GetProfilesResponse:
     async with grpc.aio.insecure_channel(address) as channel:
         return await router_pb2_grpc.RouterAdminServiceStub(channel).GetProfiles(
@@ -118,6 +125,11 @@ def test_full_run_against_synthetic_workers(synthetic_workers, tmp_path, eval_fi
     assert main(args(addresses, eval_file, output, reference_tokenizer_path)) == EXIT_OK
     profiles = parse_profile_document(output.read_text())
     assert [pair.endpoint for pair in profiles.pairs] == addresses
+    # Published under other endpoints (a pool's headless Service, or a replica list), measured the same.
+    renamed = tmp_path / "renamed.json"
+    endpoints = ["dns:///pool-a-headless:50053", f"{addresses[1]},127.0.0.1:9"]
+    assert main(args(addresses, eval_file, renamed, reference_tokenizer_path, "--endpoint", *endpoints)) == EXIT_OK
+    assert [pair.endpoint for pair in parse_profile_document(renamed.read_text()).pairs] == endpoints
     assert [(pair.model_id, pair.quantization.value) for pair in profiles.pairs] == [
         ("synthetic-a", "awq"), ("synthetic-b", "fp8")]
     for pair in profiles.pairs:

@@ -62,6 +62,10 @@ def build_parser(prog: str = "quantmesh profile") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", dest="workers", action="append", required=True, metavar="HOST:PORT",
                         help="an InferenceWorker to profile (repeat for several; one per model-quantization pair)")
+    parser.add_argument("--endpoint", dest="endpoints", nargs="+", action="extend", default=[], metavar="ENDPOINT",
+                        help="what the published profile names as each worker's endpoint, one per --worker in order "
+                        "(default: the --worker address); for example dns:///<headless service>:50053, so that the "
+                        "router reaches every replica of the pool while the profiler measures one")
     parser.add_argument("--eval", dest="eval_path", type=Path, required=True, metavar="FILE.jsonl",
                         help="eval set JSONL (format: tools/profiler/eval_set.py; example deploy/profiler/)")
     # "extend": the flag may repeat, so that a manifest can append one "--worker=..." and its
@@ -181,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         err.print("[red]error:[/] --price-per-hour-usd: prices must be positive")
         return EXIT_USAGE
     prices = args.price_per_hour_usd * (len(args.workers) if len(args.price_per_hour_usd) == 1 else 1)
+    if args.endpoints and len(args.endpoints) != len(args.workers):
+        err.print(f"[red]error:[/] --endpoint: give one per worker ({len(args.workers)}), got {len(args.endpoints)}")
+        return EXIT_USAGE
     try:
         items = load_eval_set(args.eval_path)
     except EvalSetError as exc:
@@ -211,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = asyncio.run(_profile_all(args, config, items, prompts, prices, tokenizer, err))
         document = profile_document(figures)
+        if args.endpoints:  # the pairs are in --worker order
+            document = ProfileDocument.model_validate({**document.model_dump(mode="json"), "pairs": [
+                {**pair.model_dump(mode="json"), "endpoint": endpoint}
+                for pair, endpoint in zip(document.pairs, args.endpoints, strict=True)]})
     except (ProfileRunError, ValidationError) as exc:
         err.print("[red]profile failed:[/]", escape(str(exc)))
         err.print("nothing was written or published")

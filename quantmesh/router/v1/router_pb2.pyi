@@ -492,6 +492,7 @@ class RouteDecision(_message.Message):
     CLASSIFIER_DEGRADED_FIELD_NUMBER: _builtins.int
     PROFILES_VERSION_FIELD_NUMBER: _builtins.int
     EFFECTIVE_BUDGET_MS_FIELD_NUMBER: _builtins.int
+    CHOSEN_ENDPOINT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Output only. The request id."""
     outcome: Global___RouteOutcome.ValueType
@@ -504,6 +505,10 @@ class RouteDecision(_message.Message):
     """Output only. Version of the profile document used."""
     effective_budget_ms: _builtins.float
     """Output only. The latency budget applied, in ms (the smaller of latency_budget_ms and the call's deadline)."""
+    chosen_endpoint: _builtins.str
+    """Output only. The worker (host:port) of the chosen pair the request went to (Generate), or would go to now
+    (Route): its least-loaded healthy replica. Empty when rejected.
+    """
     @_builtins.property
     def chosen(self) -> _common_pb2.ModelQuantizationPair:
         """Output only. The chosen pair (unset when rejected)."""
@@ -528,10 +533,11 @@ class RouteDecision(_message.Message):
         classifier_degraded: _builtins.bool = ...,
         profiles_version: _builtins.int = ...,
         effective_budget_ms: _builtins.float = ...,
+        chosen_endpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chosen", b"chosen", "classification", b"classification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "chosen", b"chosen", "classification", b"classification", "classifier_degraded", b"classifier_degraded", "effective_budget_ms", b"effective_budget_ms", "outcome", b"outcome", "profiles_version", b"profiles_version", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "chosen", b"chosen", "chosen_endpoint", b"chosen_endpoint", "classification", b"classification", "classifier_degraded", b"classifier_degraded", "effective_budget_ms", b"effective_budget_ms", "outcome", b"outcome", "profiles_version", b"profiles_version", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -551,6 +557,7 @@ class GenerationSummary(_message.Message):
     ESTIMATED_COST_USD_FIELD_NUMBER: _builtins.int
     ACTUAL_COST_USD_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    SERVED_BY_ENDPOINT_FIELD_NUMBER: _builtins.int
     finish_reason: _common_pb2.FinishReason.ValueType
     """Output only. Why generation ended."""
     ttft_ms: _builtins.float
@@ -563,6 +570,8 @@ class GenerationSummary(_message.Message):
     """Output only. Cost from the worker's actual token counts, in USD."""
     attempts: _builtins.int
     """Output only. Number of worker calls made (1 without retries)."""
+    served_by_endpoint: _builtins.str
+    """Output only. The worker (host:port) that produced the tokens: one replica of served_by."""
     @_builtins.property
     def usage(self) -> _common_pb2.Usage:
         """Output only. Token counts reported by the worker."""
@@ -582,10 +591,11 @@ class GenerationSummary(_message.Message):
         estimated_cost_usd: _builtins.float = ...,
         actual_cost_usd: _builtins.float = ...,
         attempts: _builtins.int = ...,
+        served_by_endpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["served_by", b"served_by", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_cost_usd", b"actual_cost_usd", "attempts", b"attempts", "e2e_latency_ms", b"e2e_latency_ms", "estimated_cost_usd", b"estimated_cost_usd", "finish_reason", b"finish_reason", "served_by", b"served_by", "ttft_ms", b"ttft_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_cost_usd", b"actual_cost_usd", "attempts", b"attempts", "e2e_latency_ms", b"e2e_latency_ms", "estimated_cost_usd", b"estimated_cost_usd", "finish_reason", b"finish_reason", "served_by", b"served_by", "served_by_endpoint", b"served_by_endpoint", "ttft_ms", b"ttft_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
