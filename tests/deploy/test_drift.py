@@ -14,6 +14,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,7 +23,8 @@ from quantmesh.classifier.v1 import classifier_pb2
 from quantmesh.router.v1 import router_pb2
 from quantmesh.worker.v1 import worker_pb2
 from services.common.settings import ServerSettings
-from tests.fixtures.deploy import COMPOSE_FILE, DEPLOY, OVERLAYS, REPO, run, tool
+from tests.fixtures.deploy import DEPLOY, OVERLAYS, REPO
+from tools.profiler.eval_set import load_eval_set
 
 HEALTH_SERVICES = {
     "router": router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
@@ -315,11 +317,7 @@ def test_reprofiling_arguments_parse_with_the_cli(rendered_overlays):
 def test_compose_profiler_command_parses_with_the_cli(compose_config):
     from tools.profiler.cli import build_parser as profiler_parser
 
-    # The profiler is in the "profiling" compose profile: resolved only when that profile is asked for.
-    result = run([tool("docker-compose"), "-f", str(COMPOSE_FILE), "--profile", "profiling", "config", "--format",
-                  "json"])
-    assert result.returncode == 0, result.stderr
-    profiler = json.loads(result.stdout)["services"]["profiler"]
+    profiler = compose_config["services"]["profiler"]  # in the default profile: it runs on the first `up`
     assert profiler["command"][:2] == ["quantmesh", "profile"]
     args = profiler_parser().parse_args(profiler["command"][2:])  # as compose interpolated it
     workers = {name for name in compose_config["services"] if name.startswith("worker-")}
@@ -329,3 +327,24 @@ def test_compose_profiler_command_parses_with_the_cli(compose_config):
     assert args.publish == f"router:{router_port}"
     # The container's root file system is read-only; /tmp is its tmpfs.
     assert str(args.output).startswith("/tmp/") and "/tmp" in profiler["tmpfs"]
+    # The eval set it reads is the shipped one, mounted read-only, and valid.
+    (mount,) = [v for v in profiler["volumes"] if v["target"] == str(args.eval_path.parent)]
+    assert mount["read_only"] and load_eval_set(Path(mount["source"]) / args.eval_path.name)
+
+
+def test_the_compose_stack_gets_its_first_profiles_without_waiting_on_itself(compose_config):
+    """A router reports SERVING only once it has profiles: whatever publishes the first ones must not wait for that."""
+    services = compose_config["services"]
+    profiler = services["profiler"]["depends_on"]
+    assert profiler["router"]["condition"] == "service_started"
+    assert {name for name, dep in profiler.items() if dep["condition"] == "service_healthy"} == {
+        name for name in services if name.startswith("worker-")}
+
+    def waits_for_router_health(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        depends = services[name].get("depends_on", {})
+        return any((dep == "router" and how["condition"] == "service_healthy")
+                   or (dep not in seen and waits_for_router_health(dep, seen | {name})) for dep, how in depends.items())
+
+    assert not waits_for_router_health("profiler")
+    # What needs a routing router waits for its health, so it starts once the profiles are in.
+    assert waits_for_router_health("gateway") and waits_for_router_health("batch-consumer")
