@@ -54,6 +54,12 @@ HEADLINE = (
            "req/s", "≥ 500"),
     Figure("Worker: gRPC over in-process output tokens/s, 64 streams", "benchmarks/results/worker_stream.json",
            "grpc_over_inprocess_tokens_per_s_64", "ratio", "≥ 0.90"),
+    Figure("Batches, 2,000 requests through two consumer kill -9s and a Redis restart: requests lost",
+           "benchmarks/results/batch.json", "lost", "requests", "0"),
+    Figure("Batches: duplicated results", "benchmarks/results/batch.json", "duplicated", "requests", "0"),
+    Figure("Batches: queue wait p99 at the design load (40 req/s)", "benchmarks/results/batch.json",
+           "queue_wait_p99_ms", "ms", "< 2,000"),
+    Figure("Batches: a burst of 1,000 drained in", "benchmarks/results/batch.json", "burst_drain_s", "s"),
     Figure("Real pairs, 200 held-out graded prompts: accuracy, always the most accurate pair",
            "benchmarks/results/routing_real.json", "accuracy_all_best", "0-1"),
     Figure("Real pairs, 200 held-out graded prompts: accuracy, routed", "benchmarks/results/routing_real.json",
@@ -67,12 +73,14 @@ HEADLINE = (
 
 
 def _shown(value: float) -> str:
+    if isinstance(value, int):  # counts (requests lost, duplicated) stay whole
+        return f"{value:,}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:#.3g}"
 
 
 def headline_table() -> str:
     """The headline figures as a markdown table, one row per `HEADLINE` entry, values to 3 significant digits
-    (whole numbers from 100 up), ending with a newline.
+    (whole numbers from 100 up; counts as they are), ending with a newline.
 
     Raises:
         FileNotFoundError: a source file is missing.

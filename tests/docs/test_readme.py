@@ -2,8 +2,8 @@
 
 Every ```python block of the README is compiled and run (the OpenAI-SDK ones against a real gateway, in
 tests/gateway/test_readme_openai.py). SDK objects that need no server (`Requirements`,
-`Sampling`, ...) are the real ones; the clients (`QuantmeshClient`, `AsyncQuantmeshClient` and their `profiles`)
-are `unittest.mock.create_autospec` fakes, which bind every call to the real signature (`inspect.signature().bind`),
+`Sampling`, ...) are the real ones; the clients (`QuantmeshClient`, `AsyncQuantmeshClient`, their `profiles` and `batches`)
+are `unittest.mock.create_autospec` fakes (their `batches` too), which bind every call to the real signature (`inspect.signature().bind`),
 so a snippet calling a method that does not exist, or with a keyword the SDK does not take, fails here.
 """
 
@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 
 import clients
-from clients import admin, sdk
+from clients import admin, batches, sdk
 from tools.paths import REPO_ROOT
 from tools.readme_figures import END_MARKER, START_MARKER, headline_table
 
@@ -25,17 +25,18 @@ ALL_SNIPPETS = [(README.count("\n", 0, match.start(1)) + 1, match.group(1))
                 for match in re.finditer(r"^```python\n(.*?)^```$", README, re.MULTILINE | re.DOTALL)]
 OPENAI_SNIPPETS = [(line, code) for line, code in ALL_SNIPPETS if "from openai import" in code]
 SNIPPETS = [snippet for snippet in ALL_SNIPPETS if snippet not in OPENAI_SNIPPETS]
-FAKED_CLIENTS = ((sdk.QuantmeshClient, admin.ProfilesAdmin, "__enter__"),
-                 (sdk.AsyncQuantmeshClient, admin.AsyncProfilesAdmin, "__aenter__"))
+FAKED_CLIENTS = ((sdk.QuantmeshClient, admin.ProfilesAdmin, batches.Batches, "__enter__"),
+                 (sdk.AsyncQuantmeshClient, admin.AsyncProfilesAdmin, batches.AsyncBatches, "__aenter__"))
 
 
 @pytest.fixture
 def fake_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     """Replaces both clients, in `clients` and `clients.sdk`, by signature-checking fakes that need no router."""
-    for client_class, admin_class, enter in FAKED_CLIENTS:
+    for client_class, admin_class, batches_class, enter in FAKED_CLIENTS:
         fake = mock.create_autospec(client_class)
         getattr(fake.return_value, enter).return_value = fake.return_value
         fake.return_value.profiles = mock.create_autospec(admin_class, instance=True)
+        fake.return_value.batches = mock.create_autospec(batches_class, instance=True)
         for module in (clients, sdk):
             monkeypatch.setattr(module, client_class.__name__, fake)
 
