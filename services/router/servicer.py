@@ -147,10 +147,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         routed = await self._route(request, context)
         self._record_decision(routed)
         chosen = routed.decision.chosen
-        endpoint = ""
-        if chosen is not None:
-            endpoint = self._workers.replicas(chosen.pair.endpoint).pods(chosen.pair.key)[0].endpoint
-        return router_pb2.RouteResponse(decision=routed.decision_proto(endpoint))
+        pods = self._workers.replicas(chosen.pair.endpoint).pods(chosen.pair.key) if chosen is not None else []
+        return router_pb2.RouteResponse(decision=routed.decision_proto(pods[0].endpoint if pods else ""))
 
     async def ListPairs(self, request: router_pb2.ListPairsRequest,
                         context: grpc.aio.ServicerContext) -> router_pb2.ListPairsResponse:
@@ -229,12 +227,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     def _candidates(self, routed: _Routed, attempts: _Attempts,
                     record: GenerateRecord) -> Iterator[tuple[CandidateScore, WorkerHandle]]:
         """The workers to try: each replica of the chosen pair (least loaded first), then those of its retry order,
-        skipping a retry whose breaker refuses traffic; counts each attempt and records a failover to another
-        pair."""
+        skipping a retry on a replica that is unhealthy or whose breaker refuses traffic; counts each attempt and
+        records a failover to another pair."""
         for candidate in (routed.decision.chosen, *routed.decision.retry_order):
             assert candidate is not None  # ROUTED / FALLBACK always choose
             for handle in self._workers.replicas(candidate.pair.endpoint).pods(candidate.pair.key):
-                if attempts.count and not handle.breaker.allows_request():
+                if attempts.count and not (handle.breaker.allows_request()
+                                           and handle.state(candidate.pair.key).healthy):
                     continue
                 attempts.count += 1
                 if attempts.tried is not None and attempts.tried is not candidate:
