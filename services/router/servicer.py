@@ -6,13 +6,14 @@ Generate, step by step (docs/architecture.md "The routing decision", "Deadlines,
 2. Classify (the ClassifierService over gRPC, or its model in process: `classifiers`) with a short deadline; on any
    classifier error, the degraded rules answer and the decision is flagged `classifier_degraded`.
 3. Decide (`policy.decide`). REJECTED: UNAVAILABLE (no healthy pair) or INVALID_ARGUMENT (context too long).
-4. Call the chosen pair's least-loaded healthy replica with deadline = what is left of the budget minus `worker_deadline_margin_ms`; once its
-   request is on its way, log the decision and send it to the caller; then relay chunks as they come. The request
-   id (`x-request-id`) and the caller's W3C trace context (`traceparent`) travel on the worker call's metadata.
+4. Call the chosen pair's least-loaded healthy replica with deadline = what is left of the budget minus
+   `worker_deadline_margin_ms`; once its request is on its way, log the decision and send it to the caller (with
+   the replica in `chosen_endpoint`); then relay chunks as they come. The request id (`x-request-id`) and the
+   caller's W3C trace context (`traceparent`) travel on the worker call's metadata.
 5. Before the first token is relayed, UNAVAILABLE or RESOURCE_EXHAUSTED from the worker moves to the next replica
    of the pair (least loaded first: `workers.PairReplicas.pods`), then to the next pair of the decision's retry
-   order, after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a
-   failure ends the call with UNAVAILABLE: no token is sent twice or invented.
+   order, after a jittered backoff, within the deadline and `retry_max_attempts`. After it, a failure ends the call
+   with UNAVAILABLE: no token is sent twice or invented.
 6. Last, the summary: the worker's usage, the estimated cost (routing time) and the actual cost (reported usage),
    sent as soon as the worker's completion message arrives (its trailing status is awaited off the caller's path).
 A caller's cancellation cancels the worker call (its engine request is aborted there).
