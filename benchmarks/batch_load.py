@@ -23,24 +23,21 @@ Run: `.venv/bin/python -m benchmarks.batch_load` (about 2 min). Writes `benchmar
 from __future__ import annotations
 
 import asyncio
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-import redis
-
 from benchmarks.results_io import write_results
-from benchmarks.router_overhead import percentile
+from benchmarks.router_overhead import percentile, start
 from clients.batches import Batch, BatchRequest, BatchResult
 from clients.messages import Sampling
 from clients.sdk import AsyncQuantmeshClient
 from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from core.profiles import ProfileDocument, derived_cost_per_1m_tokens_usd
-from tools.mesh.processes import ServiceProcess, free_port
+from tools.mesh.mesh import RedisProcess
+from tools.mesh.processes import ServiceProcess
 
 DESIGN_BATCHES = 100
 DESIGN_BATCH_SIZE = 10
@@ -51,6 +48,7 @@ SYNTHETIC_TOKENS_PER_S = 200.0  # 8 tokens ~ 45 ms per request on a worker
 CONSUMER_CONCURRENCY = 8
 VISIBILITY_TIMEOUT_MS = 5000
 BUDGET_MS = 2000
+START_TIMEOUT_S = 60.0
 
 
 def _pair(model_id: str, endpoint: str, price_per_hour_usd: float, accuracy: float) -> dict:
@@ -61,54 +59,6 @@ def _pair(model_id: str, endpoint: str, price_per_hour_usd: float, accuracy: flo
             "accuracy_by_tier": {"simple": accuracy, "complex": accuracy, "hard": accuracy},
             "max_model_len": 512, "gpu_memory_gib": 0.0, "tokenization_ratio": 1.0,
             "measured_at": "2026-12-07T00:00:00Z"}
-
-
-class Redis:
-    """redis-server with AOF on a free port; `restart()` is a graceful stop and a start on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed: run `make setup`"
-        self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "yes", "--dir", str(self.directory)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        client = redis.Redis(port=self.port)
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
-def _service(name: str, module: str, prefix: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
-    port = free_port()
-    process = ServiceProcess(name, module, f"127.0.0.1:{port}",
-                             {f"{prefix}HOST": "127.0.0.1", f"{prefix}PORT": str(port), f"{prefix}LOG_LEVEL": "WARNING",
-                              **env}, log_dir / f"{name}.log").start()
-    process.wait_until_serving(60.0)
-    return process
 
 
 def _requests(prefix: str, count: int) -> list[BatchRequest]:
@@ -127,35 +77,35 @@ async def _until_done(client: AsyncQuantmeshClient, batch_id: str, at_least: int
 
 
 async def run(log_dir: Path) -> tuple[dict[str, float], dict]:
-    redis = Redis(log_dir)
+    redis = RedisProcess("redis-server", log_dir, log_dir / "redis.log")  # AOF on, as shipped
     redis.start()
     processes: list[ServiceProcess] = []
     consumers: dict[str, ServiceProcess] = {}
     try:
-        workers = {name: _service(f"worker-{name}", "services.worker", "QUANTMESH_WORKER_", {
+        workers = {name: start(f"worker-{name}", "services.worker", {
             "QUANTMESH_WORKER_ENGINE": "synthetic", "QUANTMESH_WORKER_MODEL": f"synthetic:{name}",
             "QUANTMESH_WORKER_SERVED_MODEL_NAME": name, "QUANTMESH_WORKER_QUANTIZATION": "none",
             "QUANTMESH_WORKER_MAX_MODEL_LEN": "512",
             "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
-            "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": "5"}, log_dir) for name in ("syn-small", "syn-large")}
+            "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": "5"}, log_dir, START_TIMEOUT_S) for name in ("syn-small", "syn-large")}
         processes.extend(workers.values())
         document = ProfileDocument.model_validate({"pairs": [
             _pair("syn-small", workers["syn-small"].address, 0.5, 0.9),
             _pair("syn-large", workers["syn-large"].address, 1.0, 0.95)]})
         profiles = log_dir / "profiles.json"
         profiles.write_text(document.to_json())
-        router = _service("router", "services.router", "QUANTMESH_ROUTER_", {
+        router = start("router", "services.router", {
             "QUANTMESH_ROUTER_REDIS_URL": redis.url, "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profiles),
             "QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR": str(DEFAULT_ARTIFACT_DIR),
-            "QUANTMESH_ROUTER_PROFILES_PREFIX": "bench:profiles"}, log_dir)
+            "QUANTMESH_ROUTER_PROFILES_PREFIX": "bench:profiles"}, log_dir, START_TIMEOUT_S)
         processes.append(router)
 
         def start_consumer(name: str) -> None:
-            consumers[name] = _service(name, "services.router.batch", "QUANTMESH_BATCH_", {
+            consumers[name] = start(name, "services.router.batch", {
                 "QUANTMESH_BATCH_REDIS_URL": redis.url, "QUANTMESH_BATCH_ROUTER_ADDRESS": router.address,
                 "QUANTMESH_BATCH_CONSUMER_NAME": name, "QUANTMESH_BATCH_CONCURRENCY": str(CONSUMER_CONCURRENCY),
                 "QUANTMESH_BATCH_VISIBILITY_TIMEOUT_MS": str(VISIBILITY_TIMEOUT_MS),
-                "QUANTMESH_BATCH_RECLAIM_INTERVAL_MS": "500"}, log_dir)
+                "QUANTMESH_BATCH_RECLAIM_INTERVAL_MS": "500"}, log_dir, START_TIMEOUT_S)
 
         async def kill_and_restart(name: str) -> None:
             consumers[name].kill()
@@ -188,7 +138,7 @@ async def run(log_dir: Path) -> tuple[dict[str, float], dict]:
             await kill_and_restart("consumer-b")
             faults.append("kill -9 consumer-b after 200 burst results")
             await _until_done(client, burst, 500)
-            await asyncio.to_thread(redis.restart)
+            await asyncio.to_thread(lambda: (redis.stop(10.0), redis.start()))  # SIGTERM flushes the AOF
             faults.append("redis-server restarted after 500 burst results")
             await _until_done(client, burst, BURST_SIZE)
             burst_drain_s = time.monotonic() - burst_started
@@ -199,7 +149,7 @@ async def run(log_dir: Path) -> tuple[dict[str, float], dict]:
     finally:
         for process in (*consumers.values(), *processes):
             process.stop(15.0)
-        redis.stop()
+        redis.stop(10.0)
 
     expected = {f"d{i}-{j}" for i in range(DESIGN_BATCHES) for j in range(DESIGN_BATCH_SIZE)}
     expected |= {f"burst-{j}" for j in range(BURST_SIZE)}

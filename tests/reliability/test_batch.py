@@ -19,6 +19,7 @@ from clients.messages import ChatMessage, Sampling
 from clients.sdk import AsyncQuantmeshClient
 from core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from core.vocabulary import BatchStatus, ChatRole
+from services.router.batch.store import queue_key
 from tests.fixtures.reliability import LocalMesh
 from tests.fixtures.router import start_router
 from tests.fixtures.waiting import await_until
@@ -61,7 +62,7 @@ def requests(count: int, prefix: str = "r") -> list[BatchRequest]:
 async def queue_depth(mesh: LocalMesh) -> int:
     client = aioredis.Redis.from_url(mesh.redis.url)
     try:
-        return int(await client.xlen("quantmesh:batch:queue"))
+        return int(await client.xlen(queue_key()))
     finally:
         await client.aclose()
 

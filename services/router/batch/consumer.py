@@ -27,7 +27,7 @@ from typing import TypeVar
 import grpc
 import structlog
 
-from core.errors import UnavailableError
+from core.errors import ResourceExhaustedError, UnavailableError, from_rpc_error
 from quantmesh.router.v1 import batch_pb2, router_pb2_grpc
 from services.router.batch import prometheus_metrics as metrics
 from services.router.batch.items import cancelled_result, error_result, generate_request
@@ -205,9 +205,9 @@ class BatchConsumer:
 
     def _backoff_s(self, attempts: int, error: grpc.aio.AioRpcError) -> float:
         """Full-jitter exponential backoff, or the router's `retry-after-ms` when it sent one (admission)."""
-        for key, value in error.trailing_metadata() or ():
-            if key == "retry-after-ms" and str(value).isdigit():
-                return int(value) / 1000.0
+        refused = from_rpc_error(error)
+        if isinstance(refused, ResourceExhaustedError) and refused.retry_after_s is not None:
+            return refused.retry_after_s
         cap_ms = min(self._settings.retry_max_backoff_ms, self._settings.retry_backoff_ms * 2 ** (attempts - 1))
         return self._rng.uniform(0.5, 1.0) * cap_ms / 1000.0
 

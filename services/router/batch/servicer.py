@@ -86,9 +86,9 @@ class BatchServicer(batch_pb2_grpc.BatchServiceServicer):
         if meta.finished_at_ms is None:
             await store.request_cancel(meta.batch_id)
             items = await store.items(meta.batch_id)
-            for index, item in sorted(items.items()):
-                # Consumers skip a request with a result; one already generating finds this result and drops its own.
-                await store.store_result(meta.batch_id, cancelled_result(index, item.custom_id), "cancelled")
+            # Consumers skip a request with a result; one already generating finds this result and drops its own.
+            await store.store_results(meta.batch_id, [cancelled_result(index, item.custom_id)
+                                                      for index, item in sorted(items.items())], "cancelled")
             meta = await self._meta(request.batch_id)
         return batch_pb2.CancelBatchResponse(batch=batch_proto(meta))
 

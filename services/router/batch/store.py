@@ -173,6 +173,15 @@ class BatchStore:
                                                            _now_ms()]))
         return None if stored == -1 else bool(stored)
 
+    async def store_results(self, batch_id: str, results: Sequence[batch_pb2.BatchResult], counter: str) -> None:
+        """`store_result` for each of `results`, in one round trip (CancelBatch's results)."""
+        keys = list(self._keys(batch_id))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for result in results:
+                await self._store_result(keys=keys, args=[result.index, result.SerializeToString(), counter,
+                                                          _now_ms()], client=pipe)
+            await self._call(pipe.execute())
+
     async def count_attempt(self, batch_id: str, index: int) -> int:
         """Counts one more consumer attempt at the request and returns the count."""
         attempts_key = self._keys(batch_id)[3]
