@@ -7,7 +7,10 @@ Measures, in one run on the same texts (a fixed sample of held-out GSM8K / MMLU 
 - `ClassifyStream` throughput: classifications per second through one bidi stream, end to end (every response
   received and checked in order), from the blocking stub (the figure: median of `STREAM_ROUNDS` streams) and from
   the asyncio stub (in details, one stream).
-Figures: `inprocess_p50_ms` (target <= 1), `grpc_p50_ms` (1 caller; target <= 2), `stream_per_s` (target >= 2,000).
+Figures: `inprocess_p50_ms` (target <= 1), `grpc_p50_ms` (1 caller; target <= 2), `stream_per_s` (target >= 2,000)
+for the shipped artifact (static encoder), and the same three, `minilm_*`, for the contextual-encoder artifact
+(`core/classifier_model/artifacts-minilm`, a setting) in the same run, on fewer calls (`MINILM_CALLS`: it is about
+fifty times slower per text).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ WARM_UP = 200
 UNARY_CALLS = 2000
 STREAM_ITEMS = 20000
 STREAM_ROUNDS = 5
+MINILM_ARTIFACT_DIR = DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm")
+MINILM_CALLS = 300
 
 
 def sample_texts() -> list[str]:
@@ -57,26 +62,26 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def bench_in_process(texts: list[str]) -> dict[str, float]:
-    model = ClassifierModel.load(DEFAULT_ARTIFACT_DIR)
+def bench_in_process(texts: list[str], artifact_dir: Path = DEFAULT_ARTIFACT_DIR, repeat: int = 2) -> dict[str, float]:
+    model = ClassifierModel.load(artifact_dir)
     for text in texts[:WARM_UP]:
         model.classify(text)
     times = []
-    for text in texts * 2:
+    for text in texts * repeat:
         started = time.perf_counter()
         model.classify(text)
         times.append(time.perf_counter() - started)
     return percentiles_ms(times)
 
 
-async def bench_unary(address: str, texts: list[str], callers: int) -> dict[str, float]:
+async def bench_unary(address: str, texts: list[str], callers: int, calls: int = UNARY_CALLS) -> dict[str, float]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
         requests = [classifier_pb2.ClassifyRequest(text=text) for text in texts]
         for request in requests[:WARM_UP]:
             await stub.Classify(request)
         times: list[float] = []
-        per_caller = UNARY_CALLS // callers
+        per_caller = calls // callers
 
         async def caller(offset: int) -> None:
             for i in range(per_caller):
@@ -106,26 +111,27 @@ async def bench_health(address: str) -> dict[str, float]:
     return percentiles_ms(times)
 
 
-def stream_requests(texts: list[str]) -> list[classifier_pb2.ClassifyStreamRequest]:
+def stream_requests(texts: list[str], items: int = STREAM_ITEMS) -> list[classifier_pb2.ClassifyStreamRequest]:
     return [
-        classifier_pb2.ClassifyStreamRequest(request_id=str(i), text=texts[i % len(texts)])
-        for i in range(STREAM_ITEMS)
+        classifier_pb2.ClassifyStreamRequest(request_id=str(i), text=texts[i % len(texts)]) for i in range(items)
     ]
 
 
-def bench_stream_blocking(address: str, texts: list[str]) -> dict[str, float]:
+def bench_stream_blocking(
+    address: str, texts: list[str], items: int = STREAM_ITEMS, rounds: int = STREAM_ROUNDS
+) -> dict[str, float]:
     """ClassifyStream from the blocking (sync) stub: gRPC's C core writes the requests from its own thread.
 
     `STREAM_ROUNDS` streams of `STREAM_ITEMS` requests one after the other; the figure is their median rate (the
     machine is shared: one round can land on a busy second).
     """
-    requests = stream_requests(texts)
+    requests = stream_requests(texts, items)
     rates = []
     with grpc.insecure_channel(address) as channel:
         stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
         for _ in stub.ClassifyStream(iter(requests[:WARM_UP])):
             pass
-        for _ in range(STREAM_ROUNDS):
+        for _ in range(rounds):
             started = time.perf_counter()
             received = 0
             for response in stub.ClassifyStream(iter(requests)):
@@ -161,6 +167,29 @@ async def bench_stream(address: str, texts: list[str]) -> dict[str, float]:
     return {"items": received, "seconds": elapsed, "per_s": received / elapsed}
 
 
+def bench_minilm(texts: list[str]) -> dict[str, object]:
+    """The contextual-encoder artifact: in process, gRPC unary (1 caller) and one stream, on `MINILM_CALLS` texts."""
+    sample = texts[:MINILM_CALLS]
+    in_process = bench_in_process(sample, MINILM_ARTIFACT_DIR, repeat=1)
+    print("minilm in-process", in_process)
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        start_classifier(
+            Path(folder) / "classifier.log", env={"QUANTMESH_CLASSIFIER_ARTIFACT_DIR": str(MINILM_ARTIFACT_DIR)}
+        ) as process,
+    ):
+        unary_1 = asyncio.run(bench_unary(process.address, sample, 1, MINILM_CALLS))
+        print("minilm grpc 1 caller", unary_1)
+        stream = bench_stream_blocking(process.address, sample, MINILM_CALLS, 1)
+        print("minilm stream (blocking stub)", stream)
+    return {
+        "artifact": str(MINILM_ARTIFACT_DIR.relative_to(DEFAULT_ARTIFACT_DIR.parents[2])),
+        "in_process": in_process,
+        "grpc_unary_1_caller": unary_1,
+        "classify_stream_blocking_stub": stream,
+    }
+
+
 def main() -> None:
     load_before = os.getloadavg()
     texts = sample_texts()
@@ -180,10 +209,14 @@ def main() -> None:
         print("stream (blocking stub)", stream)
         stream_aio = asyncio.run(bench_stream(process.address, texts))
         print("stream (asyncio stub)", stream_aio)
+    minilm = bench_minilm(texts)
     figures = {
         "inprocess_p50_ms": round(in_process["p50_ms"], 4),
         "grpc_p50_ms": round(unary_1["p50_ms"], 4),
         "stream_per_s": round(stream["per_s"], 1),
+        "minilm_inprocess_p50_ms": round(minilm["in_process"]["p50_ms"], 4),
+        "minilm_grpc_p50_ms": round(minilm["grpc_unary_1_caller"]["p50_ms"], 4),
+        "minilm_stream_per_s": round(minilm["classify_stream_blocking_stub"]["per_s"], 1),
     }
     details = {
         "texts": f"{SAMPLE_TEXTS} held-out test texts (GSM8K, MMLU, intent test split), fixed sample",
@@ -196,6 +229,7 @@ def main() -> None:
         "grpc_unary_16_vs_1_p50_ratio": unary_16["p50_ms"] / unary_1["p50_ms"],
         "classify_stream_blocking_stub": stream,
         "classify_stream_asyncio_stub": {**stream_aio, "client": "grpc.aio stub"},
+        "minilm": minilm,
         "targets": {"inprocess_p50_ms": "<= 1", "grpc_p50_ms": "<= 2", "stream_per_s": ">= 2000"},
         "note": "client and server share the machine's cores; the service runs as its own process",
         "load_average_1m_before_and_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

@@ -29,6 +29,10 @@ class Classification:
         tier_probabilities: Probability of each tier, summing to 1 (one-hot for a rule-based answer).
         intent_confidence: Probability of `intent`, in [0, 1].
         model_version: The classifier artifact's version, or the degraded rules' name.
+        question_focused: True when the heads scored the question without its wrapping
+            (`core.classifier_model.focus`); the token estimate and numeric share still cover the whole text.
+        encoder_truncated: True when the text encoder read only the first part of the question
+            (`core.classifier_model.encoder`).
     """
 
     tier: ComplexityTier
@@ -39,6 +43,8 @@ class Classification:
     tier_probabilities: Mapping[ComplexityTier, float] = field(default_factory=dict)
     intent_confidence: float = 0.0
     model_version: str = ""
+    question_focused: bool = False
+    encoder_truncated: bool = False
 
     def to_proto(self) -> classifier_pb2.Classification:
         """The proto message; a rule-based answer without tier probabilities gets a one-hot distribution."""
@@ -57,6 +63,8 @@ class Classification:
             numeric_token_share=self.numeric_token_share,
             estimated_input_tokens=self.estimated_input_tokens,
             model_version=self.model_version,
+            question_focused=self.question_focused,
+            encoder_truncated=self.encoder_truncated,
         )
 
     @classmethod
@@ -74,6 +82,8 @@ class Classification:
             },
             intent_confidence=message.intent_confidence,
             model_version=message.model_version,
+            question_focused=message.question_focused,
+            encoder_truncated=message.encoder_truncated,
         )
 
 

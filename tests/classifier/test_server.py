@@ -68,6 +68,31 @@ def test_bad_text_is_invalid_argument(
     assert message in caught.value.details()
 
 
+@pytest.mark.parametrize(
+    "text", ["\x00\x01\x02\x1b[31m", "What is 2 + 2?\x00\x07\x7f", "\u200b\u202e\ufeff ask", "\ud7ff\ue000"]
+)
+def test_control_and_format_characters_get_a_classification(
+    stub: classifier_pb2_grpc.ClassifierServiceStub, text: str
+) -> None:
+    """Valid UTF-8 made of control, zero-width or private-use characters is a text like any other: classified."""
+    classification = stub.Classify(classifier_pb2.ClassifyRequest(text=text), timeout=5).classification
+    assert classification.tier != common_pb2.COMPLEXITY_TIER_UNSPECIFIED
+    assert classification.intent != common_pb2.TASK_INTENT_UNSPECIFIED
+    assert classification.estimated_input_tokens > 0
+    assert sum(p.probability for p in classification.tier_probabilities) == pytest.approx(1.0)
+
+
+def test_a_wrapped_question_says_it_was_focused(stub: classifier_pb2_grpc.ClassifierServiceStub) -> None:
+    question = "A farmer has 17 sheep and buys 3 times as many goats. How many animals does he have?"
+    wrapped = f"system: You are a careful assistant. Show your steps.\nuser: {question}"
+    bare = stub.Classify(classifier_pb2.ClassifyRequest(text=f"user: {question}"), timeout=5).classification
+    focused = stub.Classify(classifier_pb2.ClassifyRequest(text=wrapped), timeout=5).classification
+    assert focused.question_focused and not bare.question_focused
+    assert focused.needs_strong_model_probability == bare.needs_strong_model_probability
+    assert focused.estimated_input_tokens > bare.estimated_input_tokens
+    assert not focused.encoder_truncated
+
+
 def test_invalid_utf8_from_a_raw_client_is_invalid_argument(channel: grpc.Channel) -> None:
     raw = channel.unary_unary(CLASSIFY, request_serializer=None, response_deserializer=None)
     with pytest.raises(grpc.RpcError) as caught:

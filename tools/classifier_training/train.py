@@ -1,4 +1,5 @@
-"""Trains the classifier artifact: `python -m tools.classifier_training.train [--data-dir DIR] [--traffic FILE] [--output-dir DIR]`.
+"""Trains the classifier artifact: `python -m tools.classifier_training.train [--data-dir DIR] [--traffic FILE]
+[--encoder NAME] [--output-dir DIR]`.
 
 Steps (all deterministic for the same data, seed and library versions; see README.md):
 1. Build the splits (`training_data.build_training_sets`): the test split is never read here.
@@ -7,7 +8,10 @@ Steps (all deterministic for the same data, seed and library versions; see READM
    training prompts (highest mean APGR), fit a logistic regression on token unigrams + structure features, then
    fit Platt scaling on the validation prompts; tier thresholds from the validation routing curve (`tiers`). The
    manifest records each head's cross-validated and validation ROC-AUC and APGR beside the prompt-length baseline's.
-4. Intent: multinomial logistic regression on all features, C chosen by validation macro-F1.
+4. Intent: multinomial logistic regression on all features and the pretrained encoder's vector of the text
+   (`core.classifier_model.encoder`, scaled by a factor of `ENCODER_SCALE_GRID`), C and the factor chosen by
+   validation macro-F1. The complexity heads do not read the encoder: in cross-validation on the training split
+   neither encoder beat the bag of tokens there (`compare_encoders`, README.md).
 5. Write `manifest.json`, `model.npz`, `reference_tokenizer.json` to the output directory.
 """
 
@@ -29,6 +33,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from core.classifier_model import artifact as artifact_io
+from core.classifier_model.encoder import DEFAULT_ENCODER, ENCODERS, encoder_checksums, load_encoder
 from core.classifier_model.features import (
     DENSE_FEATURES,
     Featurizer,
@@ -36,6 +41,7 @@ from core.classifier_model.features import (
     fit_dense_standardisation,
     rows_to_csr,
 )
+from core.classifier_model.focus import focus
 from core.classifier_model.model import COMPLEXITY_HEADS, complexity_heads
 from core.classifier_model.reference_tokenizer import (
     VOCAB_SIZE,
@@ -54,6 +60,7 @@ DEFAULT_SEED = 20240601
 BIGRAM_BUCKETS = 2**15
 COMPLEXITY_C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 INTENT_C_GRID = (1.0, 3.0, 10.0)
+ENCODER_SCALE_GRID = (1.0, 3.0)  # the encoder block's weight against the L2-normalised bag of tokens
 CV_FOLDS = 5
 MAX_ITER = 3000
 
@@ -164,11 +171,14 @@ class _ComplexityHeads:
 
 @dataclass(frozen=True)
 class _IntentHead:
-    """Weights (n_features, intents), bias (intents,), the chosen C and validation macro-F1 by C."""
+    """Weights (n_features, intents), encoder weights (encoder dim, intents; the scale folded in), bias (intents,),
+    the chosen C and encoder scale, and validation macro-F1 by "C x scale"."""
 
     weights: np.ndarray
+    encoder_weights: np.ndarray
     bias: np.ndarray
     c: float
+    encoder_scale: float
     f1_by_c: dict[str, float]
 
 
@@ -178,6 +188,7 @@ def train(
     seed: int = DEFAULT_SEED,
     traffic_path: Path | None = None,
     log: Any = print,
+    encoder_name: str = DEFAULT_ENCODER,
 ) -> dict[str, Any]:
     """Trains and writes the artifact (`core.classifier_model.artifact`) into `output_dir`; returns its manifest.
 
@@ -196,7 +207,7 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     encoded = _fit_encoding(output_dir, [p.prompt for p in complexity_train], [e.text for e in intent_train])
     complexity = _fit_complexity_heads(encoded, complexity_train, complexity_validation, seed, log)
-    intent = _fit_intent_head(encoded, intent_train, intent_validation, log)
+    intent = _fit_intent_head(encoded, encoder_name, intent_train, intent_validation, log)
     featurizer = encoded.featurizer
     artifact_io.write_weights(
         output_dir / artifact_io.WEIGHTS,
@@ -208,9 +219,10 @@ def train(
             "complexity_calibration": complexity.calibration,
             "intent_weights": intent.weights.astype(np.float32),
             "intent_bias": intent.bias,
+            "intent_encoder_weights": intent.encoder_weights.astype(np.float32),
         },
     )
-    manifest = _manifest(data_dir, traffic_path, seed, sets, encoded, complexity, intent)
+    manifest = _manifest(data_dir, traffic_path, seed, sets, encoded, complexity, intent, encoder_name)
     artifact_io.write_manifest(output_dir, manifest)
     log(f"wrote {output_dir} ({manifest['model_version']}) in {time.monotonic() - started:.0f} s")
     return manifest
@@ -283,32 +295,47 @@ def _fit_complexity_heads(encoded: _Encoded, train_prompts: list, validation_pro
     return _ComplexityHeads(weights, bias, calibration, thresholds, report)
 
 
-def _fit_intent_head(encoded: _Encoded, train_examples: list, validation_examples: list, log: Any) -> _IntentHead:
-    """A multinomial logistic regression over the intents, C chosen by validation macro-F1."""
+def _fit_intent_head(encoded: _Encoded, encoder_name: str, train_examples: list, validation_examples: list,
+                     log: Any) -> _IntentHead:
+    """A multinomial logistic regression over the intents on the features and the encoder's vector of each text's
+    question, C and the encoder scale chosen by validation macro-F1."""
     intent_index = {name: i for i, name in enumerate(INTENTS)}
-    x_train = encoded.matrix(*encoded.encode([e.text for e in train_examples]))
-    x_validation = encoded.matrix(*encoded.encode([e.text for e in validation_examples]))
+    encoder = load_encoder(encoder_name)
+    started = time.monotonic()
+    blocks = {}
+    for split, examples in (("train", train_examples), ("validation", validation_examples)):
+        texts = [focus(e.text).text for e in examples]
+        blocks[split] = (encoded.matrix(*encoded.encode(texts)), encoder.encode(texts).vectors)
+    log(f"intent: {encoder_name} encoded {len(train_examples) + len(validation_examples)} texts in "
+        f"{time.monotonic() - started:.0f} s")
     y_train = np.array([intent_index[e.intent] for e in train_examples])
     y_validation = np.array([intent_index[e.intent] for e in validation_examples])
-    best_f1, best_model, best_c = -1.0, None, None
+    best: tuple[float, Any, float, float] = (-1.0, None, 0.0, 0.0)
     f1_by_c: dict[str, float] = {}
-    for c in INTENT_C_GRID:
-        candidate = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_train, y_train)
-        f1 = float(f1_score(y_validation, candidate.predict(x_validation), average="macro"))
-        f1_by_c[str(c)] = f1
-        if f1 > best_f1:
-            best_f1, best_model, best_c = f1, candidate, c
-    assert best_model is not None and best_c is not None
-    log(f"intent: C={best_c} (validation macro-F1 by C {f1_by_c})")
-    weights = np.zeros((encoded.featurizer.n_features, len(INTENTS)))
+    for scale in ENCODER_SCALE_GRID:
+        x_train, x_validation = (sp.hstack((bag, sp.csr_matrix(vectors * scale))).tocsr()
+                                 for bag, vectors in (blocks["train"], blocks["validation"]))
+        for c in INTENT_C_GRID:
+            candidate = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_train, y_train)
+            f1 = float(f1_score(y_validation, candidate.predict(x_validation), average="macro"))
+            f1_by_c[f"{c} x {scale}"] = f1
+            if f1 > best[0]:
+                best = (f1, candidate, c, scale)
+    _, model, best_c, best_scale = best
+    assert model is not None
+    log(f"intent: C={best_c}, encoder scale {best_scale} (validation macro-F1 by C x scale {f1_by_c})")
+    n_features = encoded.featurizer.n_features
+    weights = np.zeros((n_features, len(INTENTS)))
+    encoder_weights = np.zeros((encoder.dim, len(INTENTS)))
     bias = np.full(len(INTENTS), -1e4)  # intents with no training examples (OTHER) are never predicted
-    weights[:, best_model.classes_] = best_model.coef_.T
-    bias[best_model.classes_] = best_model.intercept_
-    return _IntentHead(weights, bias, best_c, f1_by_c)
+    weights[:, model.classes_] = model.coef_[:, :n_features].T
+    encoder_weights[:, model.classes_] = model.coef_[:, n_features:].T * best_scale
+    bias[model.classes_] = model.intercept_
+    return _IntentHead(weights, encoder_weights, bias, best_c, best_scale, f1_by_c)
 
 
 def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, encoded: _Encoded,
-              complexity: _ComplexityHeads, intent: _IntentHead) -> dict[str, Any]:
+              complexity: _ComplexityHeads, intent: _IntentHead, encoder_name: str) -> dict[str, Any]:
     """The artifact's manifest (README.md, "Artifact"): version, parameters, data fingerprint, split sizes,
     feature layout, training reports, tier thresholds and intents."""
     fingerprint = data_fingerprint(data_dir)
@@ -322,8 +349,10 @@ def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, e
         "bigram_buckets": BIGRAM_BUCKETS,
         "complexity_c_grid": COMPLEXITY_C_GRID,
         "intent_c_grid": INTENT_C_GRID,
+        "encoder_scale_grid": ENCODER_SCALE_GRID,
         "cv_folds": CV_FOLDS,
         "traffic": traffic_path is not None,
+        "encoder": encoder_name,
     }
     return {
         "model_version": model_version(fingerprint, params),
@@ -344,7 +373,18 @@ def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, e
         "tier_thresholds": {"complex_from": complexity.thresholds.complex_from,
                             "hard_from": complexity.thresholds.hard_from},
         "intents": list(INTENTS),
-        "intent_training": {"c": intent.c, "validation_macro_f1_by_c": intent.f1_by_c},
+        "intent_training": {
+            "c": intent.c,
+            "encoder_scale": intent.encoder_scale,
+            "validation_macro_f1_by_c_x_scale": intent.f1_by_c,
+        },
+        "encoder": {
+            "name": encoder_name,
+            "kind": ENCODERS[encoder_name].kind,
+            "requirement": ENCODERS[encoder_name].requirement,
+            "dim": int(intent.encoder_weights.shape[0]),
+            "files": encoder_checksums(encoder_name),
+        },
     }
 
 
@@ -371,11 +411,17 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the artifact (default: the shipped core/classifier_model/artifacts)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split and cross-validation seed")
+    parser.add_argument(
+        "--encoder",
+        choices=list(ENCODERS),
+        default=DEFAULT_ENCODER,
+        help=f"the pretrained text encoder the intent head reads (default {DEFAULT_ENCODER}; README.md, Encoders)",
+    )
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"--data-dir {args.data_dir} is not a directory", file=sys.stderr)
         return 2
-    train(args.data_dir, args.output_dir, args.seed, args.traffic)
+    train(args.data_dir, args.output_dir, args.seed, args.traffic, encoder_name=args.encoder)
     return 0
 
 

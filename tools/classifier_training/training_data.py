@@ -101,7 +101,7 @@ def routed_prompt_intent(prompt: data.RoutedPrompt) -> str:
     return "question_answering"
 
 
-def _request_splits(data_dir: Path, seed: int) -> dict[str, list[data.LabelledText]]:
+def request_splits(data_dir: Path, seed: int) -> dict[str, list[data.LabelledText]]:
     """CLINC150 (in-scope only) and Banking77 texts by split: the requests the templates are filled with."""
     clinc = [text for text in data.load_clinc150(data_dir) if text.label != "oos"]
     banking = data.load_banking77(data_dir)
@@ -158,7 +158,7 @@ def intent_splits(
 ) -> dict[str, list[IntentExample]]:
     """Labelled intent examples per split (at most `INTENT_CAPS[split]` per intent from the shared data, plus every
     example of the user's own labelled `traffic`, split 60 / 15 / 25 % by intent), deterministic for a seed."""
-    requests = _request_splits(data_dir, seed)
+    requests = request_splits(data_dir, seed)
     traffic_splits = stratified_split(
         traffic or [],
         key=lambda e: e.text,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from quantmesh.common.v1 import common_pb2 as quantmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(quantmesh/classifier/v1/classifier.proto\x12\x17quantmesh.classifier.v1\x1a quantmesh/common/v1/common.proto\"3\n\x0f\x43lassifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"S\n\x10\x43lassifyResponse\x12?\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32\'.quantmesh.classifier.v1.Classification\"Y\n\x0fTierProbability\x12\x31\n\x04tier\x18\x01 \x01(\x0e\x32#.quantmesh.common.v1.ComplexityTier\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"\xd1\x02\n\x0e\x43lassification\x12\x31\n\x04tier\x18\x01 \x01(\x0e\x32#.quantmesh.common.v1.ComplexityTier\x12&\n\x1eneeds_strong_model_probability\x18\x02 \x01(\x01\x12\x44\n\x12tier_probabilities\x18\x03 \x03(\x0b\x32(.quantmesh.classifier.v1.TierProbability\x12/\n\x06intent\x18\x04 \x01(\x0e\x32\x1f.quantmesh.common.v1.TaskIntent\x12\x19\n\x11intent_confidence\x18\x05 \x01(\x01\x12\x1b\n\x13numeric_token_share\x18\x06 \x01(\x01\x12\x1e\n\x16\x65stimated_input_tokens\x18\x07 \x01(\r\x12\x15\n\rmodel_version\x18\x08 \x01(\t\"9\n\x15\x43lassifyStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xae\x01\n\x16\x43lassifyStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x41\n\x0e\x63lassification\x18\x02 \x01(\x0b\x32\'.quantmesh.classifier.v1.ClassificationH\x00\x12\x33\n\x05\x65rror\x18\x03 \x01(\x0b\x32\".quantmesh.classifier.v1.ItemErrorH\x00\x42\x08\n\x06result2\xeb\x01\n\x11\x43lassifierService\x12_\n\x08\x43lassify\x12(.quantmesh.classifier.v1.ClassifyRequest\x1a).quantmesh.classifier.v1.ClassifyResponse\x12u\n\x0e\x43lassifyStream\x12..quantmesh.classifier.v1.ClassifyStreamRequest\x1a/.quantmesh.classifier.v1.ClassifyStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(quantmesh/classifier/v1/classifier.proto\x12\x17quantmesh.classifier.v1\x1a quantmesh/common/v1/common.proto\"3\n\x0f\x43lassifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"S\n\x10\x43lassifyResponse\x12?\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32\'.quantmesh.classifier.v1.Classification\"Y\n\x0fTierProbability\x12\x31\n\x04tier\x18\x01 \x01(\x0e\x32#.quantmesh.common.v1.ComplexityTier\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"\x86\x03\n\x0e\x43lassification\x12\x31\n\x04tier\x18\x01 \x01(\x0e\x32#.quantmesh.common.v1.ComplexityTier\x12&\n\x1eneeds_strong_model_probability\x18\x02 \x01(\x01\x12\x44\n\x12tier_probabilities\x18\x03 \x03(\x0b\x32(.quantmesh.classifier.v1.TierProbability\x12/\n\x06intent\x18\x04 \x01(\x0e\x32\x1f.quantmesh.common.v1.TaskIntent\x12\x19\n\x11intent_confidence\x18\x05 \x01(\x01\x12\x1b\n\x13numeric_token_share\x18\x06 \x01(\x01\x12\x1e\n\x16\x65stimated_input_tokens\x18\x07 \x01(\r\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x18\n\x10question_focused\x18\t \x01(\x08\x12\x19\n\x11\x65ncoder_truncated\x18\n \x01(\x08\"9\n\x15\x43lassifyStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xae\x01\n\x16\x43lassifyStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x41\n\x0e\x63lassification\x18\x02 \x01(\x0b\x32\'.quantmesh.classifier.v1.ClassificationH\x00\x12\x33\n\x05\x65rror\x18\x03 \x01(\x0b\x32\".quantmesh.classifier.v1.ItemErrorH\x00\x42\x08\n\x06result2\xeb\x01\n\x11\x43lassifierService\x12_\n\x08\x43lassify\x12(.quantmesh.classifier.v1.ClassifyRequest\x1a).quantmesh.classifier.v1.ClassifyResponse\x12u\n\x0e\x43lassifyStream\x12..quantmesh.classifier.v1.ClassifyStreamRequest\x1a/.quantmesh.classifier.v1.ClassifyStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIERPROBABILITY']._serialized_start=241
   _globals['_TIERPROBABILITY']._serialized_end=330
   _globals['_CLASSIFICATION']._serialized_start=333
-  _globals['_CLASSIFICATION']._serialized_end=670
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=672
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=729
-  _globals['_ITEMERROR']._serialized_start=731
-  _globals['_ITEMERROR']._serialized_end=773
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=776
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=950
-  _globals['_CLASSIFIERSERVICE']._serialized_start=953
-  _globals['_CLASSIFIERSERVICE']._serialized_end=1188
+  _globals['_CLASSIFICATION']._serialized_end=723
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=725
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=782
+  _globals['_ITEMERROR']._serialized_start=784
+  _globals['_ITEMERROR']._serialized_end=826
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=829
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1003
+  _globals['_CLASSIFIERSERVICE']._serialized_start=1006
+  _globals['_CLASSIFIERSERVICE']._serialized_end=1241
 # @@protoc_insertion_point(module_scope)

@@ -109,6 +109,8 @@ class Classification(_message.Message):
     NUMERIC_TOKEN_SHARE_FIELD_NUMBER: _builtins.int
     ESTIMATED_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    QUESTION_FOCUSED_FIELD_NUMBER: _builtins.int
+    ENCODER_TRUNCATED_FIELD_NUMBER: _builtins.int
     tier: _common_pb2.ComplexityTier.ValueType
     """Output only. The most likely complexity tier."""
     needs_strong_model_probability: _builtins.float
@@ -125,6 +127,15 @@ class Classification(_message.Message):
     """Output only. Input tokens under the reference tokenizer."""
     model_version: _builtins.str
     """Output only. Version of the classifier model that answered."""
+    question_focused: _builtins.bool
+    """Output only. True when the complexity and intent heads scored the question alone: the text's wrapping (system
+    prompt and earlier turns, worked examples, labelled retrieved passages) was set aside. Token estimate and
+    numeric share still cover the whole text.
+    """
+    encoder_truncated: _builtins.bool
+    """Output only. True when the text encoder read only the first part of the question (past its maximum length);
+    the bag-of-tokens features still cover all of it. Never true for the default static encoder.
+    """
     @_builtins.property
     def tier_probabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___TierProbability]:
         """Output only. Probability of each tier, summing to 1."""
@@ -140,10 +151,12 @@ class Classification(_message.Message):
         numeric_token_share: _builtins.float = ...,
         estimated_input_tokens: _builtins.int = ...,
         model_version: _builtins.str = ...,
+        question_focused: _builtins.bool = ...,
+        encoder_truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_input_tokens", b"estimated_input_tokens", "intent", b"intent", "intent_confidence", b"intent_confidence", "model_version", b"model_version", "needs_strong_model_probability", b"needs_strong_model_probability", "numeric_token_share", b"numeric_token_share", "tier", b"tier", "tier_probabilities", b"tier_probabilities"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoder_truncated", b"encoder_truncated", "estimated_input_tokens", b"estimated_input_tokens", "intent", b"intent", "intent_confidence", b"intent_confidence", "model_version", b"model_version", "needs_strong_model_probability", b"needs_strong_model_probability", "numeric_token_share", b"numeric_token_share", "question_focused", b"question_focused", "tier", b"tier", "tier_probabilities", b"tier_probabilities"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
