@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from core.classifier_model.encoder import ENCODERS, load_encoder
@@ -47,11 +46,10 @@ from tools.classifier_training.evaluate import REPORTS_DIR, SOURCES
 from tools.classifier_training.metrics import apgr, routing_curve
 from tools.classifier_training.splits import TEST, TRAIN, VALIDATION
 from tools.classifier_training.train import (
-    COMPLEXITY_C_GRID,
-    CV_FOLDS,
     DEFAULT_SEED,
     INTENT_C_GRID,
     MAX_ITER,
+    choose_complexity_c,
     encode_texts,
 )
 from tools.classifier_training.training_data import INTENTS, build_training_sets, request_splits
@@ -97,20 +95,15 @@ def _routing(scores: np.ndarray, labels: np.ndarray, weak: np.ndarray, strong: n
 
 
 def _complexity_head(x: Any, prompts: list, seed: int) -> tuple[LogisticRegression, float, dict[str, float]]:
-    """C by CV on `prompts` (highest mean APGR), the head refit on all of them, and the CV figures at that C."""
+    """C by CV on `prompts` (`train.choose_complexity_c`: highest mean APGR), the head refit on all of them, and the
+    CV figures at that C."""
     labels = np.array([p.needs_strong for p in prompts])
     weak = np.array([p.weak_correct for p in prompts])
     strong = np.array([p.strong_correct for p in prompts])
-    folds = list(StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed % 2**31).split(labels, labels))
-    by_c = {}
-    for c in COMPLEXITY_C_GRID:
-        fold_scores = []
-        for fit, held in folds:
-            head = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x[fit], labels[fit])
-            fold_scores.append(_routing(head.decision_function(x[held]), labels[held], weak[held], strong[held]))
-        by_c[c] = {name: float(np.mean([f[name] for f in fold_scores])) for name in ("roc_auc", "apgr")}
-    best = max(COMPLEXITY_C_GRID, key=lambda c: by_c[c]["apgr"])
-    return LogisticRegression(C=best, max_iter=MAX_ITER).fit(x, labels), best, by_c[best]
+    chars = np.array([len(p.prompt) for p in prompts], dtype=np.float64)
+    best, cv = choose_complexity_c(x, labels, weak, strong, chars, seed)
+    figures = {"roc_auc": cv["cv_roc_auc_by_c"][str(best)], "apgr": cv["cv_apgr_by_c"][str(best)]}
+    return LogisticRegression(C=best, max_iter=MAX_ITER).fit(x, labels), best, figures
 
 
 def _choose_by_validation(x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, grid: tuple,

@@ -8,7 +8,9 @@ routing by it between the weak and the strong model (`metrics`, RouteLLM arXiv 2
 and a prompt-length router (longer prompts go to the strong model first), and a paired bootstrap interval of the
 classifier's margin over the length router (the test splits are small: GSM8K has 327 prompts). For intent:
 accuracy, macro-F1 and per-intent precision / recall / F1. For wrapping (`wrapping`): how far worked examples, a
-system prompt or retrieved passages around each test prompt move its score, tier and intent.
+system prompt or retrieved passages around each test prompt move its score, tier and intent. For our own pairs
+(`local_pairs`): routing the held-out items between the 0.5B and 1.5B w8a8 pairs by each score, graded by their real
+answers.
 """
 
 from __future__ import annotations

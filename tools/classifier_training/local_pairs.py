@@ -10,7 +10,7 @@ AND the strong pair right, from graded answers on disk:
 `evaluate_local_pairs` routes held-out items between the two pairs by several scores and grades each routing with
 the pairs' real answers (`metrics.routing_curve`: APGR, CPT(50 %)): the shipped classifier's "needs the strong
 model" probability (trained on RouteLLM's labels), a head trained on our own pairs' labels on the profiling set
-(the same features, L2 strength by cross-validated APGR there), prompt length, and a random router.
+(the same features, L2 strength chosen as the complexity heads' is), prompt length, and a random router.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from core.classification import chat_text
 from core.classifier_model.features import rows_to_csr
 from core.classifier_model.focus import focus
 from core.classifier_model.model import ClassifierModel
 from tools.classifier_training.metrics import RoutingCurve, apgr, cpt, routing_curve
-from tools.classifier_training.train import COMPLEXITY_C_GRID, MAX_ITER, encode_texts
+from tools.classifier_training.train import MAX_ITER, choose_complexity_c, encode_texts
 from tools.paths import REPO_ROOT
 from tools.profiler.eval_set import load_eval_set
 
@@ -43,7 +42,6 @@ HELDOUT_GRADED = (
     REPO_ROOT / "tools" / "classifier_training" / "reports" / "heldout-qwen0.5b-w8a8.report.json",
     REPO_ROOT / "benchmarks" / "results" / "routing_real_answers.jsonl",
 )
-CV_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -111,30 +109,23 @@ def _metrics(curve: RoutingCurve, scores: np.ndarray, labels: np.ndarray) -> dic
 
 
 def own_pairs_head(model: ClassifierModel, examples: list[PairExample], seed: int) -> tuple[LogisticRegression, float,
-                                                                                          dict[str, float]]:
-    """A logistic regression on "needs a larger pair", C by `CV_FOLDS`-fold cross-validated APGR on `examples`."""
+                                                                                          dict[str, Any]]:
+    """A logistic regression on "needs a larger pair", C chosen as the complexity heads' is
+    (`train.choose_complexity_c`: highest mean APGR over 5 folds of `examples`), and that choice's report."""
     x = _features(model, [e.text for e in examples])
     labels = np.array([e.needs_larger_pair for e in examples])
     weak = np.array([e.weak_correct for e in examples])
     strong = np.array([e.strong_correct for e in examples])
-    folds = list(StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed % 2**31).split(labels, labels))
-    cv_apgr = {}
-    for c in COMPLEXITY_C_GRID:
-        scores = np.zeros(len(examples))
-        for fit, held in folds:
-            scores[held] = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x[fit], labels[fit]).decision_function(
-                x[held]
-            )
-        cv_apgr[str(c)] = apgr(routing_curve(scores, weak, strong))  # out-of-fold scores over all examples
-    best = max(COMPLEXITY_C_GRID, key=lambda c: cv_apgr[str(c)])
-    return LogisticRegression(C=best, max_iter=MAX_ITER).fit(x, labels), best, cv_apgr
+    chars = np.array([len(e.text) for e in examples], dtype=np.float64)
+    best, report = choose_complexity_c(x, labels, weak, strong, chars, seed)
+    return LogisticRegression(C=best, max_iter=MAX_ITER).fit(x, labels), best, report
 
 
 def evaluate_local_pairs(
     model: ClassifierModel, train: list[PairExample], heldout: list[PairExample], seed: int
 ) -> tuple[dict[str, Any], dict[str, RoutingCurve]]:
     """Routing metrics on `heldout` of each score (module docstring), and their curves (for the PNG)."""
-    head, c, cv_apgr = own_pairs_head(model, train, seed)
+    head, c, cv_report = own_pairs_head(model, train, seed)
     texts = [e.text for e in heldout]
     labels = np.array([e.needs_larger_pair for e in heldout])
     weak = np.array([e.weak_correct for e in heldout])
@@ -151,7 +142,7 @@ def evaluate_local_pairs(
         "strong_pair": STRONG_PAIR,
         "train_items": len(train),
         "train_needs_larger_rate": float(np.mean([e.needs_larger_pair for e in train])),
-        "own_pairs_head": {"c": c, "cv_apgr_by_c": cv_apgr},
+        "own_pairs_head": {"c": c, **cv_report},
         "heldout_items": len(heldout),
         "needs_larger_rate": float(labels.mean()),
         "weak_accuracy": float(weak.mean()),
