@@ -40,7 +40,6 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from core.classifier_model.encoder import ENCODERS, load_encoder
-from core.classifier_model.features import rows_to_csr
 from core.classifier_model.model import ClassifierModel
 from tools.classifier_training.evaluate import REPORTS_DIR, SOURCES
 from tools.classifier_training.metrics import apgr, routing_curve
@@ -49,6 +48,7 @@ from tools.classifier_training.train import (
     DEFAULT_SEED,
     INTENT_C_GRID,
     MAX_ITER,
+    FeatureSpace,
     choose_complexity_c,
     encode_texts,
 )
@@ -77,9 +77,7 @@ class Representation:
     def features(self, texts: list[str]) -> Any:
         """Shape (len(texts), columns): a CSR matrix for the bag of tokens, a dense array for an encoder."""
         if self._encode is None:
-            featurizer = self._model.featurizer
-            ids = self._model.tokenizer.encode_batch(texts)
-            return rows_to_csr(featurizer, featurizer.token_rows(ids), self._dense(texts))
+            return FeatureSpace(self._model.tokenizer, self._model.featurizer).features(texts)
         return np.hstack((self._encode(texts), self._dense(texts)))
 
     def score_one(self, text: str, weights: np.ndarray) -> np.ndarray:
@@ -151,9 +149,9 @@ def compare(names: list[str], data_dir: Path, seed: int, log: Callable[[str], No
             train_prompts = [p for p in complexity[TRAIN] if p.dataset == dataset]
             test_prompts = [p for p in complexity[TEST] if p.dataset == dataset]
             head, c, cv = _complexity_head(_rows(x[TRAIN], train_rows), train_prompts, seed)
-            heads[dataset] = (head, test_rows, test_prompts)
             test_args = [np.array([getattr(p, f) for p in test_prompts]) for f in ("needs_strong", "weak_correct",
                                                                                  "strong_correct")]
+            heads[dataset] = (head, test_rows, test_args)
             row[dataset] = {
                 "c": c,
                 "cv": cv,
@@ -161,9 +159,7 @@ def compare(names: list[str], data_dir: Path, seed: int, log: Callable[[str], No
                 "test_length_baseline": _routing(np.array([len(p.prompt) for p in test_prompts], float), *test_args),
             }
         for dataset, other in zip(DATASETS, reversed(DATASETS), strict=True):
-            _, test_rows, test_prompts = heads[dataset]
-            test_args = [np.array([getattr(p, f) for p in test_prompts]) for f in ("needs_strong", "weak_correct",
-                                                                                 "strong_correct")]
+            _, test_rows, test_args = heads[dataset]
             row[dataset]["transfer_from_" + other] = _routing(
                 heads[other][0].decision_function(_rows(x[TEST], test_rows)), *test_args
             )

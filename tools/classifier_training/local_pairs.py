@@ -25,11 +25,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from core.classification import chat_text
-from core.classifier_model.features import rows_to_csr
 from core.classifier_model.focus import focus
 from core.classifier_model.model import ClassifierModel
 from tools.classifier_training.metrics import RoutingCurve, apgr, cpt, routing_curve
-from tools.classifier_training.train import MAX_ITER, choose_complexity_c, encode_texts
+from tools.classifier_training.train import MAX_ITER, FeatureSpace, choose_complexity_c
 from tools.paths import REPO_ROOT
 from tools.profiler.eval_set import load_eval_set
 
@@ -96,11 +95,7 @@ def pair_examples(eval_path: Path, weak: dict[str, bool], strong: dict[str, bool
 
 def _features(model: ClassifierModel, texts: list[str]) -> Any:
     """The shipped artifact's features of `texts` (CSR, shape (texts, n_features)), on each text's question."""
-    questions = [focus(text).text for text in texts]
-    _, raw = encode_texts(model.tokenizer, questions)
-    featurizer = model.featurizer
-    ids = model.tokenizer.encode_batch(questions)
-    return rows_to_csr(featurizer, featurizer.token_rows(ids), (raw - featurizer.dense_mean) / featurizer.dense_scale)
+    return FeatureSpace(model.tokenizer, model.featurizer).features([focus(text).text for text in texts])
 
 
 def _metrics(curve: RoutingCurve, scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:

@@ -143,8 +143,8 @@ def test_split_digest(sets: TrainingSets) -> str:
 
 
 @dataclass(frozen=True)
-class _Encoded:
-    """The fitted tokenizer and featurizer, and a feature matrix builder for encoded texts."""
+class FeatureSpace:
+    """A tokenizer and featurizer (fitted here, or a loaded artifact's), and the feature matrix of texts."""
 
     tokenizer: ReferenceTokenizer
     featurizer: Featurizer
@@ -157,6 +157,10 @@ class _Encoded:
         """Standardised features, shape (texts, n_features)."""
         featurizer = self.featurizer
         return rows_to_csr(featurizer, featurizer.token_rows(ids), (dense - featurizer.dense_mean) / featurizer.dense_scale)
+
+    def features(self, texts: list[str]) -> sp.csr_matrix:
+        """`matrix` of `encode`d texts: shape (texts, n_features)."""
+        return self.matrix(*self.encode(texts))
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,7 @@ def train(
     return manifest
 
 
-def _fit_encoding(output_dir: Path, complexity_texts: list[str], intent_texts: list[str]) -> _Encoded:
+def _fit_encoding(output_dir: Path, complexity_texts: list[str], intent_texts: list[str]) -> FeatureSpace:
     """Trains the reference tokenizer on the training texts (written to `output_dir`) and fits the dense
     features' standardisation on them."""
     tokenizer_path = output_dir / artifact_io.TOKENIZER
@@ -238,10 +242,10 @@ def _fit_encoding(output_dir: Path, complexity_texts: list[str], intent_texts: l
     _, complexity_dense = encode_texts(tokenizer, complexity_texts)
     _, intent_dense = encode_texts(tokenizer, intent_texts)
     mean, scale = fit_dense_standardisation(np.vstack((complexity_dense, intent_dense)))
-    return _Encoded(tokenizer, Featurizer(tokenizer.vocab_size, BIGRAM_BUCKETS, mean, scale))
+    return FeatureSpace(tokenizer, Featurizer(tokenizer.vocab_size, BIGRAM_BUCKETS, mean, scale))
 
 
-def _fit_complexity_heads(encoded: _Encoded, train_prompts: list, validation_prompts: list, seed: int,
+def _fit_complexity_heads(encoded: FeatureSpace, train_prompts: list, validation_prompts: list, seed: int,
                           log: Any) -> _ComplexityHeads:
     """One L2 logistic regression per complexity head (C by cross-validation on the training split), its Platt
     calibration on the validation split, and the tier thresholds from the calibrated validation probabilities."""
@@ -296,7 +300,7 @@ def _fit_complexity_heads(encoded: _Encoded, train_prompts: list, validation_pro
     return _ComplexityHeads(weights, bias, calibration, thresholds, report)
 
 
-def _fit_intent_head(encoded: _Encoded, encoder_name: str, train_examples: list, validation_examples: list,
+def _fit_intent_head(encoded: FeatureSpace, encoder_name: str, train_examples: list, validation_examples: list,
                      log: Any) -> _IntentHead:
     """A multinomial logistic regression over the intents on the features and the encoder's vector of each text's
     question, C and the encoder scale chosen by validation macro-F1."""
@@ -306,7 +310,7 @@ def _fit_intent_head(encoded: _Encoded, encoder_name: str, train_examples: list,
     blocks = {}
     for split, examples in (("train", train_examples), ("validation", validation_examples)):
         texts = [focus(e.text).text for e in examples]
-        blocks[split] = (encoded.matrix(*encoded.encode(texts)), encoder.encode(texts).vectors)
+        blocks[split] = (encoded.features(texts), encoder.encode(texts).vectors)
     log(f"intent: {encoder_name} encoded {len(train_examples) + len(validation_examples)} texts in "
         f"{time.monotonic() - started:.0f} s")
     y_train = np.array([intent_index[e.intent] for e in train_examples])
@@ -335,7 +339,7 @@ def _fit_intent_head(encoded: _Encoded, encoder_name: str, train_examples: list,
     return _IntentHead(weights, encoder_weights, bias, best_c, best_scale, f1_by_c)
 
 
-def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, encoded: _Encoded,
+def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, encoded: FeatureSpace,
               complexity: _ComplexityHeads, intent: _IntentHead, encoder_name: str) -> dict[str, Any]:
     """The artifact's manifest (README.md, "Artifact"): version, parameters, data fingerprint, split sizes,
     feature layout, training reports, tier thresholds and intents."""
