@@ -14,8 +14,9 @@ its only pair, the gateway in front of the router, and the LiteLLM proxy (`litel
 
 Added latency is paired: each call's end-to-end time (request sent -> `[DONE]` or the last gRPC message) minus that
 of the call at the same position of the path below it, in interleaved rounds whose order rotates. The gateway's
-figures are against direct (gateway + router); LiteLLM's against the gateway path (LiteLLM alone). Requests/s:
-32 clients in a closed loop for `--rps-seconds` per path, with 4-token answers.
+figures are against direct (gateway + router); LiteLLM's against the gateway path (LiteLLM alone). HTTP paths are
+read with aiohttp, gRPC ones with grpcio. Requests/s: 32 clients in a closed loop for `--rps-seconds` per path, with
+4-token answers.
 
 Figures: `added_p50_ms_1`, `added_p99_ms_1`, `added_p50_ms_32` (gateway + router over direct, 1 and 32 streams),
 `litellm_added_p50_ms_1`, `litellm_added_p50_ms_32` (LiteLLM over the gateway), `rps_32`, `litellm_rps_32`
@@ -42,8 +43,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import grpc
-import httpx
 
 from benchmarks.results_io import write_results
 from benchmarks.router_overhead import percentile, profile_for, start
@@ -126,25 +127,58 @@ def start_http_server(name: str, argv: list[str], env: dict[str, str], log_dir: 
     return process
 
 
-def http_call(client: httpx.AsyncClient, max_tokens: int) -> Call:
-    body = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
+def request_body(max_tokens: int) -> dict:
+    """The benchmark's chat completion: streamed, with the usage chunk."""
+    return {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
             "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}}
+
+
+def check_usage(usage: dict | None, max_tokens: int) -> None:
+    """Raises RuntimeError unless the usage chunk came and counts `max_tokens` completion tokens."""
+    if usage is None or usage["completion_tokens"] != max_tokens:
+        raise RuntimeError(f"incomplete answer: usage {usage}")
+
+
+def http_session() -> aiohttp.ClientSession:
+    """The HTTP load generator: aiohttp, which costs the shared CPU less than httpx per streamed request
+    (`benchmarks.gateway_floor` measures both against the same gateway)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
+                                 timeout=aiohttp.ClientTimeout(total=60),
+                                 headers={"authorization": "Bearer unused"})
+
+
+def http_call(session: aiohttp.ClientSession, base_url: str, max_tokens: int) -> Call:
+    """A streamed chat completion to `base_url`: e2e ms from the request to `data: [DONE]`.
+
+    Raises:
+        RuntimeError: a status other than 200, or an answer without its full usage chunk.
+    """
+    url = f"{base_url}/v1/chat/completions"
+    body = request_body(max_tokens)
 
     async def call() -> float:
         sent = time.perf_counter()
-        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-            if response.status_code != 200:
-                raise RuntimeError(f"{response.status_code}: {(await response.aread())[:300]!r}")
+        async with session.post(url, json=body) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{response.status}: {(await response.read())[:300]!r}")
             usage = None
-            async for line in response.aiter_lines():
-                if line.startswith("data: [DONE]"):
+            async for line in response.content:
+                if line.startswith(b"data: [DONE]"):
                     break
-                if '"usage":{' in line:
+                if b'"usage":{' in line:
                     usage = json.loads(line[5:])["usage"]
-        if usage is None or usage["completion_tokens"] != max_tokens:
-            raise RuntimeError(f"incomplete answer: usage {usage}")
+        check_usage(usage, max_tokens)
         return (time.perf_counter() - sent) * 1000.0
     return call
+
+
+def synthetic_worker_env() -> dict[str, str]:
+    """The worker of every path: the SyntheticEngine at SYNTHETIC_TOKENS_PER_S, served as `bench-synthetic`."""
+    return {"QUANTMESH_WORKER_ENGINE": "synthetic", "QUANTMESH_WORKER_MODEL": "synthetic",
+            "QUANTMESH_WORKER_SERVED_MODEL_NAME": "bench-synthetic", "QUANTMESH_WORKER_QUANTIZATION": "none",
+            "QUANTMESH_WORKER_MAX_NUM_SEQS": "256",
+            "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
+            "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": str(SYNTHETIC_TTFT_MS)}
 
 
 def grpc_call(stub: worker_pb2_grpc.InferenceWorkerServiceStub | router_pb2_grpc.RouterServiceStub,
@@ -201,19 +235,16 @@ def added(upper: list[float], lower: list[float]) -> dict[str, float]:
 async def measure(worker_address: str, router_address: str, urls: dict[str, str], args: argparse.Namespace) -> dict:
     """Paired latencies at 1 and 32 streams and closed-loop requests/s of every path; `urls` names the HTTP
     paths (gateway, gateway_granian, litellm)."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with contextlib.AsyncExitStack() as stack:
         stub = worker_pb2_grpc.InferenceWorkerServiceStub(
             await stack.enter_async_context(grpc.aio.insecure_channel(worker_address)))
         router = router_pb2_grpc.RouterServiceStub(
             await stack.enter_async_context(grpc.aio.insecure_channel(router_address)))
-        clients = {path: await stack.enter_async_context(httpx.AsyncClient(
-            base_url=url, limits=limits, timeout=60, headers={"authorization": "Bearer unused"}))
-            for path, url in urls.items()}
+        session = await stack.enter_async_context(http_session())
 
         def calls(max_tokens: int) -> dict[str, Call]:
             return {"direct": grpc_call(stub, max_tokens), "router": grpc_call(router, max_tokens),
-                    **{path: http_call(client, max_tokens) for path, client in clients.items()}}
+                    **{path: http_call(session, url, max_tokens) for path, url in urls.items()}}
         results: dict = {}
         for concurrency, requests in ((1, args.requests), (32, args.requests * 4)):
             e2e = await paired(calls(MAX_OUTPUT_TOKENS), requests, concurrency)
@@ -233,12 +264,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float]
     children: list[subprocess.Popen] = []
     gateway = None
     try:
-        worker = start("worker", "services.worker", {
-            "QUANTMESH_WORKER_ENGINE": "synthetic", "QUANTMESH_WORKER_MODEL": "synthetic",
-            "QUANTMESH_WORKER_SERVED_MODEL_NAME": "bench-synthetic", "QUANTMESH_WORKER_QUANTIZATION": "none",
-            "QUANTMESH_WORKER_MAX_NUM_SEQS": "256",
-            "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
-            "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": str(SYNTHETIC_TTFT_MS)}, log_dir, 60.0)
+        worker = start("worker", "services.worker", synthetic_worker_env(), log_dir, 60.0)
         processes.append(worker)
         profile_path = log_dir / "profiles.json"
         profile_path.write_text(profile_for(worker.address, "bench-synthetic").to_json())
@@ -277,7 +303,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float]
         "engine": "SyntheticEngine: deterministic tokens at a fixed rate, no model",
         "synthetic_tokens_per_s_per_request": SYNTHETIC_TOKENS_PER_S, "max_output_tokens": MAX_OUTPUT_TOKENS,
         "rps_output_tokens": RPS_OUTPUT_TOKENS, "rps_seconds": args.rps_seconds, "litellm_version": LITELLM_VERSION,
-        "server": "uvicorn (uvloop, httptools), one process", "direct_rps_32": round(rps["direct"], 1),
+        "server": "uvicorn (uvloop, httptools), one process", "http_load_generator": "aiohttp", "direct_rps_32": round(rps["direct"], 1),
         "servers": {"uvicorn": {"added_p50_ms_1": figures["added_p50_ms_1"], "rps_32": figures["rps_32"]},
                     "granian": {"added_p50_ms_1": round(one["gateway_granian_over_direct"]["p50_ms"], 3),
                                 "rps_32": round(rps["gateway_granian"], 1)}},

@@ -2,8 +2,8 @@
 requests get `shutdown_grace_s` to finish, as on the gRPC services.
 
 uvicorn was chosen over granian by measurement: side by side on one mesh, granian's ASGI interface served fewer
-requests/s (307 against 326 at 32 clients; 245 against 275 in an earlier run) at the same added latency (5.1 ms
-at 1 stream) (benchmarks/results/gateway_overhead.json, `details.servers`; benchmarks/README.md). Other ASGI
+requests/s (307 against 326 at 32 clients, 245 against 275 and 303 against 307 in two other runs) at the same added
+latency (benchmarks/results/gateway_overhead.json, `details.servers`; benchmarks/README.md). Other ASGI
 servers can run `app_from_environment` as a factory, for example
 `granian --interface asgi --factory services.gateway.server:app_from_environment`.
 """
