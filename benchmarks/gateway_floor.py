@@ -42,6 +42,8 @@ from pathlib import Path
 
 import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
@@ -57,6 +59,7 @@ from quantmesh.worker.v1 import worker_pb2_grpc
 from services.router import convert
 from tools.mesh.launch import start_gateway
 from tools.mesh.processes import ServiceProcess, free_port
+from tools.paths import REPO_ROOT
 
 ROUTER_SERVICE = "quantmesh.router.v1.RouterService"
 
@@ -64,9 +67,6 @@ ROUTER_SERVICE = "quantmesh.router.v1.RouterService"
 async def serve_passthrough_router(port: int, worker_address: str, template_router: str) -> None:
     """The pass-through RouterService on 127.0.0.1:`port` (with the standard health service, which the real
     gateway's readiness reads), its decision and summary copied from one answer of the router at `template_router`."""
-    from grpc_health.v1 import _async as health_async
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     async with grpc.aio.insecure_channel(template_router) as channel:
         template = [message async for message in router_pb2_grpc.RouterServiceStub(channel).Generate(
             router_pb2.GenerateRequest(prompt=overhead.PROMPT, sampling=common_pb2.SamplingParams(temperature=0.0),
@@ -90,7 +90,7 @@ async def serve_passthrough_router(port: int, worker_address: str, template_rout
 
     server = grpc.aio.server()
     router_pb2_grpc.add_RouterServiceServicer_to_server(PassthroughRouter(), server)
-    health = health_async.HealthServicer()
+    health = health_aio.HealthServicer()
     await health.set(ROUTER_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -139,7 +139,8 @@ def start_passthrough_router(worker_address: str, router_address: str, log_dir: 
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.gateway_floor", "passthrough-router", "--port", str(port), "--worker",
          worker_address, "--template-router", router_address],
-        stdout=open(log_dir / "passthrough-router.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        stdout=open(log_dir / "passthrough-router.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        cwd=REPO_ROOT)
     with grpc.insecure_channel(address) as channel:
         grpc.channel_ready_future(channel).result(timeout=60)
     return process, address
