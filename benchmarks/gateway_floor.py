@@ -51,8 +51,6 @@ from starlette.routing import Route
 
 from benchmarks import gateway_overhead as overhead
 from benchmarks.results_io import write_results
-from benchmarks.router_overhead import profile_for, start
-from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from quantmesh.common.v1 import common_pb2
 from quantmesh.router.v1 import router_pb2, router_pb2_grpc
 from quantmesh.worker.v1 import worker_pb2_grpc
@@ -202,14 +200,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float]
     children: list[subprocess.Popen] = []
     gateways = []
     try:
-        worker = start("worker", "services.worker", overhead.synthetic_worker_env(), log_dir, 60.0)
-        processes.append(worker)
-        profile_path = log_dir / "profiles.json"
-        profile_path.write_text(profile_for(worker.address, "bench-synthetic").to_json())
-        router = start("router", "services.router", {
-            "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profile_path),
-            "QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR": str(DEFAULT_ARTIFACT_DIR)}, log_dir, 60.0)
-        processes.append(router)
+        worker, router = overhead.start_synthetic_backend(log_dir, processes)
         passthrough, passthrough_address = start_passthrough_router(worker.address, router.address, log_dir)
         children.append(passthrough)
         urls = {}

@@ -172,13 +172,24 @@ def http_call(session: aiohttp.ClientSession, base_url: str, max_tokens: int) ->
     return call
 
 
-def synthetic_worker_env() -> dict[str, str]:
-    """The worker of every path: the SyntheticEngine at SYNTHETIC_TOKENS_PER_S, served as `bench-synthetic`."""
-    return {"QUANTMESH_WORKER_ENGINE": "synthetic", "QUANTMESH_WORKER_MODEL": "synthetic",
-            "QUANTMESH_WORKER_SERVED_MODEL_NAME": "bench-synthetic", "QUANTMESH_WORKER_QUANTIZATION": "none",
-            "QUANTMESH_WORKER_MAX_NUM_SEQS": "256",
-            "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
-            "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": str(SYNTHETIC_TTFT_MS)}
+def start_synthetic_backend(log_dir: Path, processes: list[ServiceProcess]) -> tuple[ServiceProcess, ServiceProcess]:
+    """The worker of every path (the SyntheticEngine at SYNTHETIC_TOKENS_PER_S, served as `bench-synthetic`) and a
+    router with the classifier in its process and that worker as its only pair; each is appended to `processes`
+    as it starts, so that the caller stops what did start."""
+    worker = start("worker", "services.worker", {
+        "QUANTMESH_WORKER_ENGINE": "synthetic", "QUANTMESH_WORKER_MODEL": "synthetic",
+        "QUANTMESH_WORKER_SERVED_MODEL_NAME": "bench-synthetic", "QUANTMESH_WORKER_QUANTIZATION": "none",
+        "QUANTMESH_WORKER_MAX_NUM_SEQS": "256",
+        "QUANTMESH_WORKER_SYNTHETIC_TOKENS_PER_S": str(SYNTHETIC_TOKENS_PER_S),
+        "QUANTMESH_WORKER_SYNTHETIC_TTFT_MS": str(SYNTHETIC_TTFT_MS)}, log_dir, 60.0)
+    processes.append(worker)
+    profile_path = log_dir / "profiles.json"
+    profile_path.write_text(profile_for(worker.address, "bench-synthetic").to_json())
+    router = start("router", "services.router", {
+        "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profile_path),
+        "QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR": str(DEFAULT_ARTIFACT_DIR)}, log_dir, 60.0)
+    processes.append(router)
+    return worker, router
 
 
 def grpc_call(stub: worker_pb2_grpc.InferenceWorkerServiceStub | router_pb2_grpc.RouterServiceStub,
@@ -264,14 +275,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, float]
     children: list[subprocess.Popen] = []
     gateway = None
     try:
-        worker = start("worker", "services.worker", synthetic_worker_env(), log_dir, 60.0)
-        processes.append(worker)
-        profile_path = log_dir / "profiles.json"
-        profile_path.write_text(profile_for(worker.address, "bench-synthetic").to_json())
-        router = start("router", "services.router", {
-            "QUANTMESH_ROUTER_STATIC_PROFILES_PATH": str(profile_path),
-            "QUANTMESH_ROUTER_CLASSIFIER_ARTIFACT_DIR": str(DEFAULT_ARTIFACT_DIR)}, log_dir, 60.0)
-        processes.append(router)
+        worker, router = start_synthetic_backend(log_dir, processes)
         gateway = start_gateway(router.address, log_dir / "gateway.log",
                                 env={"QUANTMESH_GATEWAY_LOG_LEVEL": "WARNING"})
         granian, granian_url = start_granian_gateway(router.address, log_dir)
