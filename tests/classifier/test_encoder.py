@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from core.classifier_model import artifact
 from core.classifier_model.artifact import ArtifactError
@@ -78,3 +79,25 @@ def test_the_contextual_artifact_names_its_encoder_and_reads_intents(minilm_mode
     assert minilm_model.classify("Write a Python function that reverses a list.").intent == "code"
     assert minilm_model.classify("Write a haiku about autumn rain.").intent == "creative"
     assert minilm_model.classify("Extract every date in this email: we met on 3 May and 9 June.").intent == "extraction"
+
+
+def test_fine_tuned_layers_replace_the_wheels_and_ill_fitting_ones_are_refused(tmp_path: Path) -> None:
+    layers = artifact.DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm-finetuned") / "encoder_layers.safetensors"
+    plain = load_encoder("minilm-l6-v2").encode(TEXTS[:2]).vectors
+    tuned = load_encoder("minilm-l6-v2", trained_layers=layers).encode(TEXTS[:2]).vectors
+    assert tuned.shape == plain.shape == (2, 384)
+    assert not np.allclose(tuned, plain, atol=1e-3)  # the fine-tuned layers are in use
+    wrong_shape = tmp_path / "wrong_shape.safetensors"
+    save_file({"encoder.layer.5.output.dense.weight": np.zeros((4, 4), np.float16)}, str(wrong_shape))
+    with pytest.raises(ArtifactError, match=r"encoder.layer.5.output.dense.weight has shape \(4, 4\)"):
+        load_encoder("minilm-l6-v2", trained_layers=wrong_shape)
+    unknown = tmp_path / "unknown.safetensors"
+    save_file({"encoder.layer.9.output.dense.weight": np.zeros((4, 4), np.float16)}, str(unknown))
+    with pytest.raises(ArtifactError, match="no such tensor"):
+        load_encoder("minilm-l6-v2", trained_layers=unknown)
+    with pytest.raises(ArtifactError, match="is static"):
+        load_encoder("wordllama-l2-256", trained_layers=wrong_shape)
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"not a safetensors file")
+    with pytest.raises(ArtifactError, match="cannot be read"):
+        load_encoder("minilm-l6-v2", trained_layers=damaged)

