@@ -5,7 +5,7 @@ answer-choice lines such as "A. ..."; trained on MMLU) and `open_ended` (everyth
 head's logit is calibrated by Platt scaling fitted on the validation split. Intent is one multinomial logistic
 regression over the same features and a pretrained encoder's vector of the text (`encoder`, named and checksummed
 in the artifact's manifest). The complexity heads read that vector too when the artifact has
-`complexity_encoder_weights` (the fine-tuned MiniLM artifact; README.md, "Fine-tuned MiniLM"). Both score the text's question without its wrapping (`focus`); the token
+`complexity_encoder_weights` (a fine-tuned MiniLM; README.md, "One encoder for every head"). Both score the text's question without its wrapping (`focus`); the token
 estimate and the numeric share cover the whole text. See README.md for the data and the evaluation.
 """
 

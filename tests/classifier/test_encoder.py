@@ -18,6 +18,8 @@ from core.classifier_model.encoder import (
     load_encoder,
 )
 from core.classifier_model.model import ClassifierModel
+from tools.classifier_training.finetune import FINETUNED_ARTIFACT_DIR
+from tools.classifier_training.train import TRAINED_LAYERS_FILE
 
 MINILM_ARTIFACT_DIR = artifact.DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm")
 TEXTS = ["What is 7 times 8?", "hi", "", "Écris un poème sur l'été ☀️", "word " * 400]
@@ -82,7 +84,7 @@ def test_the_contextual_artifact_names_its_encoder_and_reads_intents(minilm_mode
 
 
 def test_fine_tuned_layers_replace_the_wheels_and_ill_fitting_ones_are_refused(tmp_path: Path) -> None:
-    layers = artifact.DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm-finetuned") / "encoder_layers.safetensors"
+    layers = FINETUNED_ARTIFACT_DIR / TRAINED_LAYERS_FILE
     plain = load_encoder("minilm-l6-v2").encode(TEXTS[:2]).vectors
     tuned = load_encoder("minilm-l6-v2", trained_layers=layers).encode(TEXTS[:2]).vectors
     assert tuned.shape == plain.shape == (2, 384)

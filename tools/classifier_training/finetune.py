@@ -43,9 +43,9 @@ from core.classifier_model.focus import focus
 from tools.classifier_training.evaluate import REPORTS_DIR, SOURCES, paired_bootstrap
 from tools.classifier_training.metrics import apgr, routing_curve
 from tools.classifier_training.splits import TEST, TRAIN, VALIDATION
-from tools.classifier_training.train import DEFAULT_SEED
+from tools.classifier_training.train import DEFAULT_SEED, TRAINED_LAYERS_FILE
 from tools.classifier_training.training_data import INTENTS, build_training_sets, request_splits
-from tools.paths import DATA_DIR
+from tools.paths import DATA_DIR, REPO_ROOT
 
 ENCODER = "minilm-l6-v2"
 ENCODER_LR = 5e-5
@@ -61,7 +61,6 @@ TRAINABLE_LAYERS = 2
 MULTITASK_EPOCHS = 3
 # The epoch is chosen by the mean of these validation figures: the heads the classifier serves.
 MULTITASK_CHOICE = (("gsm8k", "apgr"), ("mmlu", "apgr"), ("intent", "macro_f1"))
-LAYERS_FILE = "encoder_layers.safetensors"
 MULTITASK_COMMAND = "python -m tools.classifier_training.finetune --multitask"
 FINETUNED_ARTIFACT_DIR = DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm-finetuned")
 
@@ -260,7 +259,7 @@ def fine_tune_multitask(tasks: list[Task], seed: int, output_dir: Path,
     """One encoder for every task (`MULTITASK_TASKS`), its top `TRAINABLE_LAYERS` layers trained with one head per
     task; each epoch is every task's batches (of similar-length texts) in one shuffled order. Keeps the epoch with
     the best mean of the `MULTITASK_CHOICE` validation figures, writes its trained layers to
-    `output_dir / LAYERS_FILE` (safetensors, float16, state-dict names of the wheel's model) and returns the report
+    `output_dir / TRAINED_LAYERS_FILE` (safetensors, float16, state-dict names of the wheel's model) and returns the report
     (per epoch: training loss and validation figures per task; test figures of the chosen epoch's heads)."""
     from safetensors.torch import save_file
 
@@ -283,8 +282,8 @@ def fine_tune_multitask(tasks: list[Task], seed: int, output_dir: Path,
     model.restore(best[2])
     output_dir.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.half().contiguous() for name, tensor in best[2]["encoder"].items()},
-              str(output_dir / LAYERS_FILE), metadata={"base": ENCODER, "trained_by": MULTITASK_COMMAND})
-    report = {"trainable_layers": TRAINABLE_LAYERS, "layers_file": LAYERS_FILE, "epochs": epochs,
+              str(output_dir / TRAINED_LAYERS_FILE), metadata={"base": ENCODER, "trained_by": MULTITASK_COMMAND})
+    report = {"trainable_layers": TRAINABLE_LAYERS, "layers_file": TRAINED_LAYERS_FILE, "epochs": epochs,
               "chosen_epoch": best[1], "choice": [f"{name} {metric}" for name, metric in MULTITASK_CHOICE],
               "tasks": {task.name: {"train": len(task.texts[TRAIN]), "validation": len(task.texts[VALIDATION]),
                                     "classes": len(task.classes),
@@ -293,6 +292,12 @@ def fine_tune_multitask(tasks: list[Task], seed: int, output_dir: Path,
     report["wall_s"] = time.monotonic() - started
     log(f"multi-task: test {({name: row['test'] for name, row in report['tasks'].items()})}")
     return report
+
+
+def _repo_relative(path: Path) -> str:
+    """`path` relative to the repository when inside it (a report names no machine's folders)."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(args.output.read_text(encoding="utf-8")) if args.output.exists() else {"tasks": {}}
     if args.multitask:
         tasks = load_tasks(MULTITASK_TASKS, args.data_dir, args.seed, question_only=True)
-        report["multitask"] = {"command": MULTITASK_COMMAND, "artifact_dir": str(args.artifact_dir),
+        report["multitask"] = {"command": MULTITASK_COMMAND, "artifact_dir": _repo_relative(args.artifact_dir),
                                **fine_tune_multitask(tasks, args.seed, args.artifact_dir)}
     else:
         report["tasks"] |= {task.name: fine_tune(task, args.seed)
