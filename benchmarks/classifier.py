@@ -8,9 +8,9 @@ Measures, in one run on the same texts (a fixed sample of held-out GSM8K / MMLU 
   received and checked in order), from the blocking stub (the figure: median of `STREAM_ROUNDS` streams) and from
   the asyncio stub (in details, one stream).
 Figures: `inprocess_p50_ms` (target <= 1), `grpc_p50_ms` (1 caller; target <= 2), `stream_per_s` (target >= 2,000)
-for the shipped artifact (static encoder), and the same three, `minilm_*`, for the contextual-encoder artifact
-(`core/classifier_model/artifacts-minilm`, a setting) in the same run, on fewer calls (`MINILM_CALLS`: it is about
-fifty times slower per text).
+for the shipped artifact (static encoder), and the same three for each contextual-encoder artifact of `SETTINGS`
+(`minilm_*`: the wheel's MiniLM; `minilm_finetuned_*`: its top layers fine-tuned) in the same run, on fewer calls
+(`SETTING_CALLS`: they are about thirty times slower per text).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.results_io import write_results
-from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
+from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR, FINETUNED_ARTIFACT_DIR, MINILM_ARTIFACT_DIR
 from core.classifier_model.model import ClassifierModel
 from quantmesh.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from tools.classifier_training.splits import TEST
@@ -41,8 +41,11 @@ WARM_UP = 200
 UNARY_CALLS = 2000
 STREAM_ITEMS = 20000
 STREAM_ROUNDS = 5
-MINILM_ARTIFACT_DIR = DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm")
-MINILM_CALLS = 300
+SETTINGS = {
+    "minilm": MINILM_ARTIFACT_DIR,
+    "minilm_finetuned": FINETUNED_ARTIFACT_DIR,
+}
+SETTING_CALLS = 300
 
 
 def sample_texts() -> list[str]:
@@ -167,23 +170,23 @@ async def bench_stream(address: str, texts: list[str]) -> dict[str, float]:
     return {"items": received, "seconds": elapsed, "per_s": received / elapsed}
 
 
-def bench_minilm(texts: list[str]) -> dict[str, object]:
-    """The contextual-encoder artifact: in process, gRPC unary (1 caller) and one stream, on `MINILM_CALLS` texts."""
-    sample = texts[:MINILM_CALLS]
-    in_process = bench_in_process(sample, MINILM_ARTIFACT_DIR, repeat=1)
-    print("minilm in-process", in_process)
+def bench_setting(texts: list[str], name: str) -> dict[str, object]:
+    """The artifact `SETTINGS[name]`: in process, gRPC unary (1 caller) and one stream, on `SETTING_CALLS` texts."""
+    artifact_dir, sample = SETTINGS[name], texts[:SETTING_CALLS]
+    in_process = bench_in_process(sample, artifact_dir, repeat=1)
+    print(name, "in-process", in_process)
     with (
         tempfile.TemporaryDirectory() as folder,
         start_classifier(
-            Path(folder) / "classifier.log", env={"QUANTMESH_CLASSIFIER_ARTIFACT_DIR": str(MINILM_ARTIFACT_DIR)}
+            Path(folder) / "classifier.log", env={"QUANTMESH_CLASSIFIER_ARTIFACT_DIR": str(artifact_dir)}
         ) as process,
     ):
-        unary_1 = asyncio.run(bench_unary(process.address, sample, 1, MINILM_CALLS))
-        print("minilm grpc 1 caller", unary_1)
-        stream = bench_stream_blocking(process.address, sample, MINILM_CALLS, 1)
-        print("minilm stream (blocking stub)", stream)
+        unary_1 = asyncio.run(bench_unary(process.address, sample, 1, SETTING_CALLS))
+        print(name, "grpc 1 caller", unary_1)
+        stream = bench_stream_blocking(process.address, sample, SETTING_CALLS, 1)
+        print(name, "stream (blocking stub)", stream)
     return {
-        "artifact": str(MINILM_ARTIFACT_DIR.relative_to(DEFAULT_ARTIFACT_DIR.parents[2])),
+        "artifact": str(artifact_dir.relative_to(DEFAULT_ARTIFACT_DIR.parents[2])),
         "in_process": in_process,
         "grpc_unary_1_caller": unary_1,
         "classify_stream_blocking_stub": stream,
@@ -209,15 +212,16 @@ def main() -> None:
         print("stream (blocking stub)", stream)
         stream_aio = asyncio.run(bench_stream(process.address, texts))
         print("stream (asyncio stub)", stream_aio)
-    minilm = bench_minilm(texts)
+    settings = {name: bench_setting(texts, name) for name in SETTINGS}
     figures = {
         "inprocess_p50_ms": round(in_process["p50_ms"], 4),
         "grpc_p50_ms": round(unary_1["p50_ms"], 4),
         "stream_per_s": round(stream["per_s"], 1),
-        "minilm_inprocess_p50_ms": round(minilm["in_process"]["p50_ms"], 4),
-        "minilm_grpc_p50_ms": round(minilm["grpc_unary_1_caller"]["p50_ms"], 4),
-        "minilm_stream_per_s": round(minilm["classify_stream_blocking_stub"]["per_s"], 1),
     }
+    for name, setting in settings.items():
+        figures[f"{name}_inprocess_p50_ms"] = round(setting["in_process"]["p50_ms"], 4)
+        figures[f"{name}_grpc_p50_ms"] = round(setting["grpc_unary_1_caller"]["p50_ms"], 4)
+        figures[f"{name}_stream_per_s"] = round(setting["classify_stream_blocking_stub"]["per_s"], 1)
     details = {
         "texts": f"{SAMPLE_TEXTS} held-out test texts (GSM8K, MMLU, intent test split), fixed sample",
         "mean_text_chars": float(np.mean([len(t) for t in texts])),
@@ -229,7 +233,7 @@ def main() -> None:
         "grpc_unary_16_vs_1_p50_ratio": unary_16["p50_ms"] / unary_1["p50_ms"],
         "classify_stream_blocking_stub": stream,
         "classify_stream_asyncio_stub": {**stream_aio, "client": "grpc.aio stub"},
-        "minilm": minilm,
+        **settings,
         "targets": {"inprocess_p50_ms": "<= 1", "grpc_p50_ms": "<= 2", "stream_per_s": ">= 2000"},
         "note": "client and server share the machine's cores; the service runs as its own process",
         "load_average_1m_before_and_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

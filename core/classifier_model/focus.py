@@ -33,10 +33,13 @@ _COMPLETED_ANSWER = re.compile(r"^[ \t]*Answer[ \t]*:[ \t]*\S[^\n]*$", re.MULTIL
 
 @dataclass(frozen=True)
 class Focus:
-    """The question of a text: `text` is what the heads score; `wrapped` is True when `focus` removed anything."""
+    """The question of a text: `text` is what the heads' token and structure features score; `bare_text` is the same
+    without the transcript's "user: " prefix, what the encoder reads (it was trained on bare questions, and every
+    text the router classifies is a transcript); `wrapped` is True when `focus` removed anything but that prefix."""
 
     text: str
     wrapped: bool
+    bare_text: str
 
 
 def focus(text: str) -> Focus:
@@ -44,8 +47,7 @@ def focus(text: str) -> Focus:
     that would leave only blanks is not applied."""
     prefix, content = _last_user_turn(text)
     question = _after_last_question_marker(content) or _after_last_completed_answer(content) or content
-    question = prefix + question
-    return Focus(question, question != text)
+    return Focus(prefix + question, prefix + question != text, question)
 
 
 def _last_user_turn(text: str) -> tuple[str, str]:

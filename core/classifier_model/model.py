@@ -107,7 +107,7 @@ class ClassifierModel:
         logits = (values @ self._token_weights[columns]).reshape(1, self._bias.size)
         whole = self.tokenizer.encode(text) if question.wrapped else ids
         return self._classifications(
-            raw, logits, self.encoder.encode([question.text]), [self._whole_text(whole, question.wrapped, share)]
+            raw, logits, self.encoder.encode([question.bare_text]), [self._whole_text(whole, question.wrapped, share)]
         )[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Classification]:
@@ -134,7 +134,7 @@ class ClassifierModel:
             self._whole_text(self.tokenizer.encode(text) if question.wrapped else row, question.wrapped, share)
             for text, question, row, share in zip(texts, questions, ids, numeric_shares, strict=True)
         ]
-        return self._classifications(raw, logits, self.encoder.encode([q.text for q in questions]), wholes)
+        return self._classifications(raw, logits, self.encoder.encode([q.bare_text for q in questions]), wholes)
 
     def _whole_text(self, ids: list[int], wrapped: bool, question_share: float) -> tuple[float, int, bool]:
         """(numeric share, token count, question_focused) of the whole text, from its token ids."""

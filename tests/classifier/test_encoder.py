@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from core.classifier_model import artifact
-from core.classifier_model.artifact import ArtifactError
+from core.classifier_model.artifact import FINETUNED_ARTIFACT_DIR, MINILM_ARTIFACT_DIR, ArtifactError
 from core.classifier_model.encoder import (
     ENCODERS,
     MINILM_MAX_TOKENS,
@@ -18,10 +18,8 @@ from core.classifier_model.encoder import (
     load_encoder,
 )
 from core.classifier_model.model import ClassifierModel
-from tools.classifier_training.finetune import FINETUNED_ARTIFACT_DIR
 from tools.classifier_training.train import TRAINED_LAYERS_FILE
 
-MINILM_ARTIFACT_DIR = artifact.DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm")
 TEXTS = ["What is 7 times 8?", "hi", "", "Écris un poème sur l'été ☀️", "word " * 400]
 
 

@@ -34,6 +34,9 @@ def test_routing_beats_length_and_random(report: dict, dataset: str) -> None:
 def test_issue_targets(report: dict, tmp_path: Path) -> None:
     assert report["figures"]["gsm8k_apgr"] >= 0.60
     assert report["figures"]["intent_macro_f1"] > 1 / len(report["intent"]["per_intent"])  # far above chance
+    for dataset, labels in (("clinc150", 150), ("banking77", 77)):  # the encoder's probes: far above chance too
+        assert report["probes"][dataset]["labels"] == labels
+        assert report["figures"][f"{dataset}_accuracy"] > 0.5
 
 
 def test_intent_reaches_its_target_with_the_encoder(report: dict) -> None:

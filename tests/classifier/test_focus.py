@@ -39,8 +39,11 @@ def test_a_transcript_is_scored_by_its_last_user_turn() -> None:
     text = chat_text([("system", "You are terse."), ("user", "hi"), ("assistant", "Hello."), ("user", QUESTION)])
     assert focus(text).text == f"user: {QUESTION}" and focus(text).wrapped
     assert focus(f"user: {QUESTION}").wrapped is False  # one turn: what the router classifies for one message
+    # The encoder reads the question as it was trained on it: without the transcript's role prefix.
+    assert focus(text).bare_text == focus(f"user: {QUESTION}").bare_text == focus(QUESTION).bare_text == QUESTION
     # A text that merely mentions a role later on is not a transcript.
-    assert focus(f"Translate this.\nuser: {QUESTION}").wrapped is False
+    mentions = f"Translate this.\nuser: {QUESTION}"
+    assert focus(mentions).wrapped is False and focus(mentions).bare_text == mentions
 
 
 def test_worked_examples_and_retrieved_passages_are_set_aside() -> None:
@@ -54,6 +57,7 @@ def test_worked_examples_and_retrieved_passages_are_set_aside() -> None:
 def test_no_training_or_evaluation_text_is_changed(sets) -> None:
     texts = [p.prompt for split in sets.complexity.values() for p in split]
     texts += [e.text for split in sets.intent.values() for e in split]
+    assert [text for text in texts if focus(text).bare_text != text] == []  # what the encoder was trained on
     for path in ("deploy/profiler/real-eval.jsonl", "benchmarks/data/routing-heldout.jsonl"):
         for line in (REPO_ROOT / path).read_text(encoding="utf-8").splitlines():
             item = json.loads(line)

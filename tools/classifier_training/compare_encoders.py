@@ -13,8 +13,8 @@ evaluation report. For each, with linear heads only:
 - transfer (leave one dataset out): the head trained on the other dataset's training prompts, scored on this
   dataset's test prompts.
 - intent: the ten-way head, C by validation macro-F1 (as `train` does), test macro-F1.
-- CLINC150 (in-scope, 150 intents) and Banking77 (77 intents): a linear probe (ridge classifier) trained on the
-  dataset's own train split, its alpha by the validation split, accuracy on its test split.
+- CLINC150 (in-scope, 150 intents) and Banking77 (77 intents): a linear probe (`probes`, ridge) trained
+  on the dataset's own train split, its alpha by the validation split, accuracy on its test split.
 - latency: median in-process time to turn one text into its head scores (encoder + structure features + dot
   products; for `bag-of-tokens`, the shipped artifact's whole `classify`), over single-text calls on test prompts,
   all representations timed in this one run.
@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, RidgeClassifier
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, roc_auc_score
 
 from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
 from core.classifier_model.encoder import ENCODERS, load_encoder
 from core.classifier_model.model import ClassifierModel
 from tools.classifier_training.evaluate import REPORTS_DIR, SOURCES
 from tools.classifier_training.metrics import apgr, routing_curve
+from tools.classifier_training.probes import choose_by_validation, probe_accuracies
 from tools.classifier_training.splits import TEST, TRAIN, VALIDATION
 from tools.classifier_training.train import (
     DEFAULT_SEED,
@@ -56,8 +57,6 @@ from tools.classifier_training.training_data import INTENTS, build_training_sets
 from tools.paths import DATA_DIR
 
 BAG_OF_TOKENS = "bag-of-tokens"
-# Ridge probes: a 150-way logistic regression on the bag of tokens' 41k columns took over 10 minutes per fit here.
-PROBE_ALPHA_GRID = (0.1, 1.0)
 LATENCY_TEXTS = 300
 DATASETS = ("gsm8k", "mmlu")
 
@@ -102,22 +101,6 @@ def _complexity_head(x: Any, prompts: list, seed: int) -> tuple[LogisticRegressi
     best, cv = choose_complexity_c(x, labels, weak, strong, chars, seed)
     figures = {"roc_auc": cv["cv_roc_auc_by_c"][str(best)], "apgr": cv["cv_apgr_by_c"][str(best)]}
     return LogisticRegression(C=best, max_iter=MAX_ITER).fit(x, labels), best, figures
-
-
-def _choose_by_validation(x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, grid: tuple,
-                          metric: Callable[[np.ndarray, np.ndarray], float],
-                          make: Callable[[float], Any] = lambda c: LogisticRegression(C=c, max_iter=MAX_ITER),
-                          ) -> tuple[Any, float]:
-    """The linear model (`make(value)` for each value of `grid`) that scores best on the validation rows, and that
-    score."""
-    best: tuple[float, Any] = (-1.0, None)
-    for c in grid:
-        head = make(c).fit(x_train, y_train)
-        score = metric(y_val, head.predict(x_val))
-        if score > best[0]:
-            best = (score, head)
-    assert best[1] is not None
-    return best[1], best[0]
 
 
 def _rows(x: Any, rows: np.ndarray) -> Any:
@@ -167,21 +150,12 @@ def compare(names: list[str], data_dir: Path, seed: int, log: Callable[[str], No
         xi = {split: representation.features([e.text for e in sets.intent[split]]) for split in sets.intent}
         yi = {split: np.array([intent_index[e.intent] for e in sets.intent[split]]) for split in sets.intent}
         macro = lambda truth, guess: float(f1_score(truth, guess, average="macro"))
-        intent_head, validation_f1 = _choose_by_validation(
+        intent_head, validation_f1 = choose_by_validation(
             xi[TRAIN], yi[TRAIN], xi[VALIDATION], yi[VALIDATION], INTENT_C_GRID, macro
         )
         row["intent"] = {"validation_macro_f1": validation_f1,
                          "test_macro_f1": macro(yi[TEST], intent_head.predict(xi[TEST]))}
-        for source in ("clinc150", "banking77"):
-            texts = {split: [t for t in requests[split] if t.source == source] for split in requests}
-            xs = {split: representation.features([t.text for t in items]) for split, items in texts.items()}
-            ys = {split: np.array([t.label for t in items]) for split, items in texts.items()}
-            probe, validation_accuracy = _choose_by_validation(
-                xs[TRAIN], ys[TRAIN], xs[VALIDATION], ys[VALIDATION], PROBE_ALPHA_GRID, accuracy_score,
-                lambda alpha: RidgeClassifier(alpha=alpha),
-            )
-            row[source] = {"labels": len(set(ys[TRAIN])), "validation_accuracy": float(validation_accuracy),
-                           "test_accuracy": float(accuracy_score(ys[TEST], probe.predict(xs[TEST])))}
+        row.update(probe_accuracies(representation.features, requests, "ridge"))
         weights = np.hstack([heads[d][0].coef_.T for d in DATASETS] + [intent_head.coef_.T])
         sample = [p.prompt for p in complexity[TEST]][:LATENCY_TEXTS]
         timings = []

@@ -8,7 +8,8 @@ routing by it between the weak and the strong model (`metrics`, RouteLLM arXiv 2
 and a prompt-length router (longer prompts go to the strong model first), and a paired bootstrap interval of the
 classifier's margin over the length router (the test splits are small: GSM8K has 327 prompts). For intent:
 accuracy, macro-F1 and per-intent precision / recall / F1. For wrapping (`wrapping`): how far worked examples, a
-system prompt or retrieved passages around each test prompt move its score, tier and intent. For our own pairs
+system prompt or retrieved passages around each test prompt move its score, tier and intent. For CLINC150 and
+Banking77 (`probes`): the accuracy of a logistic-regression probe on the artifact's encoder vector. For our own pairs
 (`local_pairs`): routing the held-out items between the 0.5B and 1.5B w8a8 pairs by each score, graded by their real
 answers.
 """
@@ -33,9 +34,10 @@ from core.classifier_model.model import ClassifierModel
 from core.vocabulary import ComplexityTier
 from tools.classifier_training import local_pairs
 from tools.classifier_training.metrics import RoutingCurve, apgr, brier_score, cpt, routing_curve
+from tools.classifier_training.probes import probe_accuracies
 from tools.classifier_training.splits import TEST, TRAIN
 from tools.classifier_training.train import test_split_digest
-from tools.classifier_training.training_data import build_training_sets
+from tools.classifier_training.training_data import build_training_sets, request_splits
 from tools.classifier_training.wrapping import wrappers
 from tools.paths import DATA_DIR, REPO_ROOT
 
@@ -256,6 +258,10 @@ def evaluate(
             model, [p for p in sets.complexity[TEST] if p.dataset == dataset], float(np.mean(train_labels))
         )
     intent = evaluate_intent(model, sets.intent[TEST])
+    probes = probe_accuracies(
+        lambda texts: model.encoder.encode(texts).vectors, request_splits(data_dir, int(manifest["params"]["seed"])),
+        "logistic",
+    )
     wrapping = evaluate_wrapping(model, sets.complexity[TEST], wrappers(data_dir, sets.complexity[TRAIN]))
     pairs_train = local_pairs.pair_examples(
         local_pairs.PROFILING_EVAL,
@@ -278,6 +284,7 @@ def evaluate(
     }
     figures["intent_macro_f1"] = intent["macro_f1"]
     figures["intent_accuracy"] = intent["accuracy"]
+    figures.update({f"{dataset}_accuracy": probe["test_accuracy"] for dataset, probe in probes.items()})
     figures["local_pairs_apgr"] = pairs["routers"]["classifier"]["apgr"]
     figures["local_pairs_own_head_apgr"] = pairs["routers"]["own_pairs_head"]["apgr"]
     figures["wrapping_score_shift_max"] = max(d["score_shift_max"] for w in wrapping.values() for d in w.values())
@@ -293,6 +300,11 @@ def evaluate(
         "figures": figures,
         "complexity": complexity,
         "intent": intent,
+        "probes": {
+            "what": f"a logistic regression on the encoder's vector ({model.encoder_name}) of each text, trained on "
+            "the dataset's train split, C by its validation split, accuracy on its test split (probes.py)",
+            **probes,
+        },
         "local_pairs": {
             "what": "held-out items (benchmarks/data/routing-heldout.jsonl) routed between two real pairs by each "
             "score, graded by their real answers (tools/classifier_training/local_pairs.py)",

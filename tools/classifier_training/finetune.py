@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from core.classifier_model.artifact import DEFAULT_ARTIFACT_DIR
+from core.classifier_model.artifact import FINETUNED_ARTIFACT_DIR
 from core.classifier_model.encoder import MINILM_MAX_TOKENS, encoder_files
 from core.classifier_model.focus import focus
 from tools.classifier_training.evaluate import REPORTS_DIR, SOURCES, paired_bootstrap
@@ -62,7 +62,6 @@ MULTITASK_EPOCHS = 3
 # The epoch is chosen by the mean of these validation figures: the heads the classifier serves.
 MULTITASK_CHOICE = (("gsm8k", "apgr"), ("mmlu", "apgr"), ("intent", "macro_f1"))
 MULTITASK_COMMAND = "python -m tools.classifier_training.finetune --multitask"
-FINETUNED_ARTIFACT_DIR = DEFAULT_ARTIFACT_DIR.with_name("artifacts-minilm-finetuned")
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def load_tasks(names: Sequence[str], data_dir: Path, seed: int, question_only: b
     requests = request_splits(data_dir, seed) if {"clinc150", "banking77"} & set(names) else {}
     sets = build_training_sets(data_dir, seed) if {"gsm8k", "mmlu", "intent"} & set(names) else None
     complexity = sets.complexity if sets else {}
-    question = (lambda text: focus(text).text) if question_only else (lambda text: text)
+    question = (lambda text: focus(text).bare_text) if question_only else (lambda text: text)
     for name in names:
         if name == "intent":
             assert sets is not None

@@ -288,7 +288,7 @@ def _fit_complexity_heads(encoded: FeatureSpace, train_prompts: list, validation
     scales: tuple[float, ...] = (0.0,)
     if encoder is not None:
         started = time.monotonic()
-        vectors = [encoder.encode([focus(p.prompt).text for p in prompts]).vectors
+        vectors = [encoder.encode([focus(p.prompt).bare_text for p in prompts]).vectors
                    for prompts in (train_prompts, validation_prompts)]
         log(f"complexity: encoded {len(train_prompts) + len(validation_prompts)} prompts in "
             f"{time.monotonic() - started:.0f} s")
@@ -369,8 +369,10 @@ def _fit_intent_head(encoded: FeatureSpace, encoder: StaticEncoder | ContextualE
     started = time.monotonic()
     blocks = {}
     for split, examples in (("train", train_examples), ("validation", validation_examples)):
-        texts = [focus(e.text).text for e in examples]
-        blocks[split] = (encoded.features(texts), encoder.encode(texts).vectors)
+        questions = [focus(e.text) for e in examples]
+        blocks[split] = (
+            encoded.features([q.text for q in questions]), encoder.encode([q.bare_text for q in questions]).vectors
+        )
     log(f"intent: encoded {len(train_examples) + len(validation_examples)} texts in "
         f"{time.monotonic() - started:.0f} s")
     y_train = np.array([intent_index[e.intent] for e in train_examples])
