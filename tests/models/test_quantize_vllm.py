@@ -1,6 +1,7 @@
 """`quantmesh quantize` on a real model: SmolLM2-135M-Instruct's W8A8 and W4A16 (group 64) pairs are made by
 llmcompressor in the quantize virtualenv and published only after a real vLLM worker passed its golden check on
-them; a checkpoint that fails the check is refused with the prompts that differ, and nothing is published."""
+them; a checkpoint that fails the check is refused with the prompts that differ, and nothing is published. On a CPU
+whose vLLM build has no W4A16 kernel (no AVX-512), the W4A16 pair is refused and nothing is published."""
 
 from __future__ import annotations
 
@@ -42,7 +43,16 @@ def _models_dir(tmp_path: Path, base: Path, *, golden: list[dict] | None = None)
 def test_a_quantized_pair_is_published_once_its_golden_check_passes(tmp_path: Path, base: Path, scheme: str,
                                                                     compressed_format: str) -> None:
     models = _models_dir(tmp_path, base)
-    checkpoint = quantize(SMOLLM2_135M, scheme, models, WHEEL_CACHE_DIR, tmp_path / "logs")
+    log = tmp_path / "logs" / f"golden-{SMOLLM2_135M.name}-{scheme}.log"
+    try:
+        checkpoint = quantize(SMOLLM2_135M, scheme, models, WHEEL_CACHE_DIR, tmp_path / "logs")
+    except QuantizeError as error:
+        # vLLM's CPU build without AVX-512 lacks the W4A16 kernel: the worker cannot serve the pair, so it is refused.
+        if scheme != "w4a16" or "has no attribute 'cpu_gemm_wna16'" not in log.read_text():
+            raise
+        assert "gave no golden-check verdict" in str(error) and str(log) in str(error)
+        assert scheme not in {p.name for p in (models / SMOLLM2_135M.name).iterdir()}  # nothing published
+        return
     assert checkpoint == quantized_dir(SMOLLM2_135M, models, scheme)
     config = json.loads((checkpoint / "config.json").read_text())["quantization_config"]
     assert config["quant_method"] == "compressed-tensors" and config["format"] == compressed_format
@@ -51,7 +61,7 @@ def test_a_quantized_pair_is_published_once_its_golden_check_passes(tmp_path: Pa
     provenance = json.loads((checkpoint / PROVENANCE_FILE).read_text())
     assert provenance["quantization"] == scheme and "round-to-nearest" in provenance["weights"]
     assert (checkpoint / GOLDEN_FILE).read_text() == (base / GOLDEN_FILE).read_text()
-    assert "golden_check_passed" in (tmp_path / "logs" / f"golden-{SMOLLM2_135M.name}-{scheme}.log").read_text()
+    assert "golden_check_passed" in log.read_text()
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == sorted(["gguf", "bf16", scheme])
 
 
